@@ -1,0 +1,108 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """Operators (staff, via the admin) and shoppers (via WeChat login) are both users; shopper
+    profile data lives in shop.Customer."""
+
+
+class AuthSession(models.Model):
+    """One login on one device. Access tokens name their session, so revoking the session
+    (logout, refresh-token reuse) invalidates every token issued for it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of user {self.user_id}"
+
+
+class RefreshToken(models.Model):
+    """A single-use refresh token, stored only as its SHA-256 hash. Refresh rotates: the
+    presented token is marked used and a new one is issued; presenting a used token again
+    revokes the whole session (it was stolen or replayed)."""
+
+    session = models.ForeignKey(AuthSession, on_delete=models.CASCADE, related_name="refresh_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed for retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=512)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")
+        ]
+
+
+class Notification(models.Model):
+    """Stored before it is pushed: the socket is the fast path, this row is the truth. Clients
+    that reconnect fetch everything after the last id they saw."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "id"], name="notification_user_cursor")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"], name="notification_user_dedupe_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} -> {self.user_id}"
+
+
+class Announcement(models.Model):
+    """An operator's broadcast, sent by the periodic job once ``send_at`` has passed."""
+
+    class Audience(models.TextChoices):
+        ALL_USERS = "all", "All active users"
+        STAFF = "staff", "Staff only"
+
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ALL_USERS)
+    is_advertisement = models.BooleanField(
+        default=False, help_text="Promotional content; delivered with an ad disclosure label."
+    )
+    send_at = models.DateTimeField(db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipients_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-send_at"]
+
+    def __str__(self) -> str:
+        return self.title

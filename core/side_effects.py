@@ -1,0 +1,37 @@
+"""Side effects after commit, through one helper (Zulip's ``send_event_on_commit``).
+
+Celery tasks and Channels ``group_send`` calls are queued with ``transaction.on_commit`` so a
+rolled-back transaction never announces anything. A failed push is logged, never raised: the
+stored notification is the truth and clients catch up from it.
+"""
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
+    """``task.delay(*args, **kwargs)`` once the current transaction commits."""
+    transaction.on_commit(lambda: task.delay(*args, **kwargs))
+
+
+def push_now(group: str, message: dict[str, Any]) -> bool:
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "push.message", "payload": message})
+    except Exception:
+        logger.exception("realtime push to %s failed", group)
+        return False
+    return True
+
+
+def push_on_commit(group: str, message: dict[str, Any]) -> None:
+    """Send ``message`` to every socket in ``group`` once the current transaction commits."""
+    transaction.on_commit(lambda: push_now(group, message))

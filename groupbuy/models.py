@@ -1,0 +1,1 @@
+"""Group-buy campaigns and groups; bargain campaigns and bargains (filled by a later issue)."""

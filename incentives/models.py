@@ -1,0 +1,1 @@
+"""Commission plans, ledger, wallets, withdrawals, pools, leaderboards (a later issue)."""

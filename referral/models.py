@@ -1,0 +1,1 @@
+"""Distributors, share links, bindings, the referral tree, attribution (a later issue)."""
