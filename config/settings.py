@@ -148,6 +148,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.announcements_send_due",
         "schedule": env.float("ANNOUNCEMENT_SWEEP_SECONDS", default=5.0),
     },
+    "orders-expire-due": {
+        "task": "shop.tasks.orders_expire_due",
+        "schedule": env.float("ORDER_EXPIRY_SWEEP_SECONDS", default=30.0),
+    },
+    "orders-complete-due": {
+        "task": "shop.tasks.orders_complete_due",
+        "schedule": 600.0,
+    },
     "idempotency-purge-expired": {
         "task": "core.tasks.idempotency_purge_expired",
         "schedule": 3600.0,
@@ -175,6 +183,10 @@ WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 WECHAT_LOGIN_PROVIDER = env.str(
     "WECHAT_LOGIN_PROVIDER", default="wechat" if WECHAT_APP_ID else "sandbox"
 )
+
+# --- Orders ---------------------------------------------------------------------------------
+STOCK_RESERVATION_TTL = timedelta(seconds=env.int("STOCK_RESERVATION_TTL_SECONDS", default=15 * 60))
+AFTER_SALE_WINDOW = timedelta(days=env.int("AFTER_SALE_WINDOW_DAYS", default=7))
 
 # --- Payments -----------------------------------------------------------------------------
 CURRENCY = env.str("CURRENCY", default="CNY")
@@ -224,5 +236,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

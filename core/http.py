@@ -103,6 +103,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         code, default = _generic(exc.status_code)
+        if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
+            code = "malformed_json"
         return error_response(exc.status_code, code, str(exc) or default)
 
     @api.exception_handler(Http404)

@@ -1,0 +1,24 @@
+"""Shop models, one module per area. Import from ``shop.models``."""
+
+from shop.models.catalog import Category, Product, Sku
+from shop.models.customers import Address, Community, CommunityMembership, Customer, PickupPoint
+from shop.models.orders import Order, OrderLine, StockReservation
+from shop.models.payments import Payment, Refund, RefundLine, WebhookEvent
+
+__all__ = [
+    "Address",
+    "Category",
+    "Community",
+    "CommunityMembership",
+    "Customer",
+    "Order",
+    "OrderLine",
+    "Payment",
+    "PickupPoint",
+    "Product",
+    "Refund",
+    "RefundLine",
+    "Sku",
+    "StockReservation",
+    "WebhookEvent",
+]

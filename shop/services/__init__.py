@@ -1,0 +1,1 @@
+"""Shop use cases, one module per area; each function is one state change, atomic inside."""

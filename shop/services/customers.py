@@ -1,0 +1,34 @@
+from django.db import IntegrityError, transaction
+
+from core.errors import NotAuthenticated
+from core.models import User
+from core.tokens import TokenPair, session_start
+from shop.models import Customer
+from shop.wechat import code_to_identity
+
+
+def customer_get_or_create(*, openid: str, unionid: str | None = None) -> tuple[Customer, bool]:
+    """The customer for ``openid``, created (with its user) on first sight; race-safe."""
+    customer = Customer.objects.select_related("user").filter(openid=openid).first()
+    if customer is not None:
+        if unionid and not customer.unionid:
+            customer.unionid = unionid
+            customer.save(update_fields=["unionid"])
+        return customer, False
+    try:
+        with transaction.atomic():
+            user = User.objects.create(username=f"wx_{openid}"[:150])
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            customer = Customer.objects.create(user=user, openid=openid, unionid=unionid)
+            return customer, True
+    except IntegrityError:
+        return Customer.objects.select_related("user").get(openid=openid), False
+
+
+def customer_login_wechat(*, code: str, user_agent: str = "") -> tuple[Customer, bool, TokenPair]:
+    identity = code_to_identity(code)
+    customer, created = customer_get_or_create(openid=identity.openid, unionid=identity.unionid)
+    if not customer.user.is_active:
+        raise NotAuthenticated("This account is disabled.", code="account_disabled")
+    return customer, created, session_start(user=customer.user, user_agent=user_agent)

@@ -1,0 +1,136 @@
+"""Shared fixtures. PostgreSQL-only and Redis-only tests are marked; without those services they
+are skipped with a visible reason, unless REQUIRE_SERVICES=1 (CI), where a skip is a failure."""
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+
+from config.celery import app as celery_app
+from core.tokens import session_start
+from tests.factories import CustomerFactory, StaffFactory
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = {
+        "postgres": None if settings.DB_VENDOR == "postgresql" else "needs PostgreSQL: set DATABASE_URL=postgres://...",
+        "redis": None if settings.REDIS_URL else "needs Redis: set REDIS_URL=redis://...",
+    }
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and item.get_closest_marker(marker):
+                if REQUIRE_SERVICES:
+                    item.add_marker(pytest.mark.xfail(reason=f"REQUIRE_SERVICES=1 but {reason}", run=False, strict=True))
+                else:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_eager():
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+class ApiClient:
+    """Django's test client speaking JSON, with an optional bearer token."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.client = Client()
+        self.token = token
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        out = dict(headers or {})
+        if self.token:
+            out.setdefault("Authorization", f"Bearer {self.token}")
+        return out
+
+    def get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        return self.client.get(path, params or {}, headers=self._headers(headers))
+
+    def post(self, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw):
+        return self.client.post(path, json if json is not None else {}, content_type="application/json",
+                                headers=self._headers(headers), **kw)
+
+    def put(self, path: str, json: Any = None, headers: dict[str, str] | None = None):
+        return self.client.put(path, json, content_type="application/json", headers=self._headers(headers))
+
+    def patch(self, path: str, json: Any = None, headers: dict[str, str] | None = None):
+        return self.client.patch(path, json, content_type="application/json", headers=self._headers(headers))
+
+    def delete(self, path: str, headers: dict[str, str] | None = None):
+        return self.client.delete(path, headers=self._headers(headers))
+
+
+def token_for(user) -> str:
+    return session_start(user=user).access_token
+
+
+@pytest.fixture
+def anon() -> ApiClient:
+    return ApiClient()
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory()
+
+
+@pytest.fixture
+def shopper(customer) -> ApiClient:
+    """An API client logged in as ``customer``."""
+    return ApiClient(token_for(customer.user))
+
+
+@pytest.fixture
+def client_for() -> Callable[[Any], ApiClient]:
+    """``client_for(user)``: an API client logged in as that user."""
+    return lambda user: ApiClient(token_for(user))
+
+
+@pytest.fixture
+def staff(db):
+    return StaffFactory()
+
+
+@pytest.fixture
+def operator(staff) -> ApiClient:
+    """An API client logged in as a superuser operator (every permission)."""
+    return ApiClient(token_for(staff))
+
+
+def run_in_threads(n: int, target: Callable[[int], Any]) -> list[Any]:
+    """Run ``target(i)`` in ``n`` threads released together; returns results (or exceptions).
+    Each thread closes its own DB connection (PITFALLS.md)."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = target(i)
+        except Exception as exc:  # collected for the test to assert on
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
