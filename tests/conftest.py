@@ -24,13 +24,13 @@ def pytest_collection_modifyitems(config, items):
         "postgres": None if settings.DB_VENDOR == "postgresql" else "needs PostgreSQL: set DATABASE_URL=postgres://...",
         "redis": None if settings.REDIS_URL else "needs Redis: set REDIS_URL=redis://...",
     }
+    missing = [reason for reason in reasons.values() if reason]
+    if REQUIRE_SERVICES and missing:
+        pytest.exit(f"REQUIRE_SERVICES=1 but: {'; '.join(missing)}", returncode=3)
     for item in items:
         for marker, reason in reasons.items():
             if reason and item.get_closest_marker(marker):
-                if REQUIRE_SERVICES:
-                    item.add_marker(pytest.mark.xfail(reason=f"REQUIRE_SERVICES=1 but {reason}", run=False, strict=True))
-                else:
-                    item.add_marker(pytest.mark.skip(reason=reason))
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,54 @@
+# One-command entry points. Only Python 3.11 and make are needed; everything else is installed
+# into .venv from the hash-locked requirements files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock | cksum | cut -d' ' -f1)
+PORT ?= 8000
+
+.PHONY: setup run test bench lint fmt lock migrate seed clean
+
+$(STAMP): requirements-dev.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+migrate: setup
+	$(BIN)/python manage.py migrate --noinput
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo
+
+## make run: set up, migrate, load demo data, serve API + admin + WebSockets + jobs on :$(PORT)
+run: seed
+	PORT=$(PORT) $(BIN)/python manage.py serve
+
+## make test: set up and run the whole suite (PostgreSQL/Redis tests need DATABASE_URL/REDIS_URL)
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## make bench [ONLY=name]: run benchmarks, write tests/bench/results/<name>.json
+bench: setup
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1) || echo "wrk not installed: using the slower Python load generator"; }
+	$(BIN)/python -m tests.bench.run $(if $(ONLY),--only $(ONLY),)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## make lock: re-resolve pyproject.toml into the hash-locked requirement files (needs network)
+lock:
+	$(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet uv
+	.lockenv/bin/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -o requirements.lock
+	.lockenv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements-dev.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) .run db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

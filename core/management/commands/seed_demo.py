@@ -1,0 +1,65 @@
+"""``manage.py seed_demo``: idempotent demo data for the embedded default.
+
+Creates (or finds) an operator account, the shop's demo catalog, community, pickup point and
+shopper, and arms a demo announcement that the periodic job delivers about 20 seconds later, so a
+WebSocket client connected with the printed token sees a notification arrive.
+"""
+
+import os
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from core.models import Announcement, User
+from core.tokens import session_start
+
+OPERATOR_USERNAME = "operator"
+DEMO_ANNOUNCEMENT_TITLE = "Welcome to the demo"
+
+
+class Command(BaseCommand):
+    help = "Load idempotent demo data and print how to use it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="Allow with DEBUG off.")
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_demo creates known credentials; refusing with DEBUG off (use --force).")
+        from shop.demo import seed_shop
+
+        password = os.environ.get("DEMO_OPERATOR_PASSWORD", "operator-demo-pass")
+        operator, created = User.objects.get_or_create(
+            username=OPERATOR_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created or not operator.check_password(password):
+            operator.set_password(password)
+            operator.is_staff = operator.is_superuser = True
+            operator.save()
+
+        summary = seed_shop()
+
+        if not Announcement.objects.filter(title=DEMO_ANNOUNCEMENT_TITLE, sent_at__isnull=True).exists():
+            Announcement.objects.create(
+                title=DEMO_ANNOUNCEMENT_TITLE,
+                body="Delivered by the periodic announcements job over your WebSocket.",
+                send_at=timezone.now() + timedelta(seconds=20),
+            )
+
+        from shop.models import Customer
+
+        shopper = Customer.objects.get(pk=summary["shopper_customer_id"])
+        token = session_start(user=shopper.user, user_agent="seed_demo").access_token
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"  Operator (admin + staff API): {OPERATOR_USERNAME} / {password}")
+        self.stdout.write('  Shopper login: POST /api/v1/auth/wechat {"code": "demo-shopper"}')
+        self.stdout.write(f"  Demo shopper access token (15 min): {token}")
+        self.stdout.write(
+            f"  Community #{summary['community_id']}, pickup point #{summary['pickup_point_id']}, "
+            f"{len(summary['product_ids'])} products"
+        )
+        self.stdout.write("  A demo announcement is due in ~20 s; connect to ws://.../ws/stream/ and send")
+        self.stdout.write('    {"type": "auth", "token": "<the token above>"} to receive it.')
