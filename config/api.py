@@ -1,11 +1,9 @@
 """One NinjaAPI at /api/v1/, one router per app, one error envelope."""
 
-from ninja import NinjaAPI
-
 from core.api import auth_router, notifications_router, staff_router
-from core.http import install_error_handlers
+from core.http import Api, install_error_handlers
 
-api = NinjaAPI(
+api = Api(
     title="Community group-buy & distribution API",
     version="1.0.0",
     description=(

@@ -286,5 +286,49 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         )
         return JsonResponse(body, status=status, safe=False)
 
+    wrapper.idempotent = True
     return wrapper
+
+
+# --- The API object ------------------------------------------------------------------------
+class Api(NinjaAPI):
+    """NinjaAPI whose OpenAPI document also describes the error envelope on every operation and
+    the ``Idempotency-Key`` header on idempotent ones, so a client can be written from it alone."""
+
+    def get_openapi_operation_id(self, operation) -> str:
+        operation_id = super().get_openapi_operation_id(operation)
+        self._operations_by_id = getattr(self, "_operations_by_id", {})
+        self._operations_by_id[operation_id] = operation
+        return operation_id
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any):
+        schema = super().get_openapi_schema(*args, **kwargs)
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ErrorEnvelope"] = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schemas["ErrorEnvelope"].pop("$defs", {}))
+        error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+        operations = getattr(self, "_operations_by_id", {})
+        for path_item in schema.get("paths", {}).values():
+            for op in path_item.values():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                op["responses"].setdefault(
+                    "4XX", {"description": "Error: `{\"error\": {code, message, details}}`", **error_ref}
+                )
+                view = getattr(operations.get(op.get("operationId")), "view_func", None)
+                if getattr(view, "idempotent", False):
+                    op.setdefault("parameters", []).append(
+                        {
+                            "name": IDEMPOTENCY_HEADER,
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 255},
+                            "description": (
+                                "Retry-safe key (e.g. a UUID). Same key + same body replays the "
+                                "first response; same key + other body is 409 "
+                                "idempotency_key_reused. Kept at least 24 h."
+                            ),
+                        }
+                    )
+        return schema
 
