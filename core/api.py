@@ -23,7 +23,9 @@ notifications_router = Router(tags=["notifications"], auth=bearer_auth)
 staff_router = Router(tags=["staff: announcements"], auth=staff_auth)
 
 
-@auth_router.post("/refresh", response=TokenPairOut, summary="Rotate a refresh token for a new pair")
+@auth_router.post(
+    "/refresh", response=TokenPairOut, summary="Rotate a refresh token for a new pair"
+)
 def refresh(request: HttpRequest, payload: RefreshIn):
     rate_limit(request, group="auth-refresh", rate=settings.REFRESH_RATE)
     return session_refresh(refresh_token=payload.refresh_token)
@@ -39,7 +41,8 @@ def logout(request: HttpRequest):
 def staff_login(request: HttpRequest, payload: StaffLoginIn):
     rate_limit(request, group="auth-login", rate=settings.LOGIN_RATE)
     return services.staff_login(
-        username=payload.username, password=payload.password,
+        username=payload.username,
+        password=payload.password,
         user_agent=request.headers.get("User-Agent", ""),
     )
 
@@ -52,16 +55,24 @@ def me(request: HttpRequest):
 @notifications_router.get(
     "", response=NotificationPageOut, summary="Stored notifications after a cursor (catch up)"
 )
-def notifications_list(request: HttpRequest, after: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200)):
+def notifications_list(
+    request: HttpRequest, after: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200)
+):
     return selectors.notifications_after(user=request.auth, after=after, limit=limit)
 
 
 @notifications_router.post("/read", response=MarkedOut, summary="Mark notifications read")
 def notifications_read(request: HttpRequest, payload: MarkReadIn):
-    return {"marked": services.notifications_mark_read(user=request.auth, ids=payload.ids, up_to=payload.up_to)}
+    return {
+        "marked": services.notifications_mark_read(
+            user=request.auth, ids=payload.ids, up_to=payload.up_to
+        )
+    }
 
 
-@staff_router.post("/announcements", response={201: AnnouncementOut}, summary="Schedule an announcement")
+@staff_router.post(
+    "/announcements", response={201: AnnouncementOut}, summary="Schedule an announcement"
+)
 def announcement_create(request: HttpRequest, payload: AnnouncementIn):
     require_perm(request, "core.add_announcement")
     return 201, services.announcement_create(**payload.dict(), created_by=request.auth)
@@ -72,4 +83,3 @@ def announcement_create(request: HttpRequest, payload: AnnouncementIn):
 def announcement_list(request: HttpRequest):
     require_perm(request, "core.view_announcement")
     return selectors.announcements()
-

@@ -35,7 +35,9 @@ def _authenticate(token: str):
 
 @database_sync_to_async
 def _missed(user_id: int, after: int) -> list[dict[str, Any]]:
-    rows = Notification.objects.filter(user_id=user_id, id__gt=after).order_by("id")[:CATCH_UP_LIMIT]
+    rows = Notification.objects.filter(user_id=user_id, id__gt=after).order_by("id")[
+        :CATCH_UP_LIMIT
+    ]
     return [notification_payload(n) for n in rows]
 
 
@@ -56,7 +58,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self._login(token, after=None)
         else:
             self._auth_timer = asyncio.get_running_loop().call_later(
-                settings.WS_AUTH_TIMEOUT_SECONDS, lambda: asyncio.ensure_future(self._auth_timeout())
+                settings.WS_AUTH_TIMEOUT_SECONDS,
+                lambda: asyncio.ensure_future(self._auth_timeout()),
             )
 
     async def _auth_timeout(self) -> None:
@@ -81,7 +84,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "ready", "user_id": user.id})
         if after is not None:
             for payload in await _missed(user.id, after):
-                await self.send_json({"type": "notification", "notification": payload, "replayed": True})
+                await self.send_json(
+                    {"type": "notification", "notification": payload, "replayed": True}
+                )
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
@@ -89,15 +94,21 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            await self.send_json({"type": "error", "code": "bad_message", "message": "Send a JSON object."})
+            await self.send_json(
+                {"type": "error", "code": "bad_message", "message": "Send a JSON object."}
+            )
             return
         kind = content.get("type")
         if self.user is None:
             if kind == "auth" and isinstance(content.get("token"), str):
                 after = content.get("after")
-                await self._login(content["token"], after=after if isinstance(after, int) and after >= 0 else None)
+                await self._login(
+                    content["token"], after=after if isinstance(after, int) and after >= 0 else None
+                )
             else:
-                await self._refuse("not_authenticated", "Authenticate first: {\"type\": \"auth\", \"token\": ...}.")
+                await self._refuse(
+                    "not_authenticated", 'Authenticate first: {"type": "auth", "token": ...}.'
+                )
             return
         if kind == "ping":
             await self.send_json({"type": "pong"})
@@ -108,7 +119,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "subscribed", "topic": topic})
             else:
                 await self.send_json(
-                    {"type": "error", "code": "topic_forbidden", "message": f"Cannot subscribe to {topic!r}.", "topic": topic}
+                    {
+                        "type": "error",
+                        "code": "topic_forbidden",
+                        "message": f"Cannot subscribe to {topic!r}.",
+                        "topic": topic,
+                    }
                 )
         elif kind == "unsubscribe" and isinstance(content.get("topic"), str):
             group = topic_group(content["topic"])
@@ -117,7 +133,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 self.groups_joined.discard(group)
             await self.send_json({"type": "unsubscribed", "topic": content["topic"]})
         else:
-            await self.send_json({"type": "error", "code": "unknown_message", "message": "Unknown message type."})
+            await self.send_json(
+                {"type": "error", "code": "unknown_message", "message": "Unknown message type."}
+            )
 
     async def decode_json(self, text_data: str) -> Any:
         try:

@@ -62,7 +62,9 @@ class ReadinessView(HealthCheckView):
         return JsonResponse(
             {
                 "status": "ok" if ok else "unavailable",
-                "checks": {type(r.check).__name__: str(r.error) if r.error else "ok" for r in results},
+                "checks": {
+                    type(r.check).__name__: str(r.error) if r.error else "ok" for r in results
+                },
             },
             status=200 if ok else 503,
         )

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django_ratelimit import ALL as ALL_METHODS
 from django_ratelimit.core import get_usage
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -79,7 +81,9 @@ def _validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
     fields = []
     for err in errors:
         loc = [str(part) for part in err.get("loc", [])]
-        fields.append({"path": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type", "")})
+        fields.append(
+            {"path": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type", "")}
+        )
     return {"fields": fields}
 
 
@@ -91,7 +95,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ValidationError)
     def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         return error_response(
-            422, "validation_error", "Some fields are missing or invalid.",
+            422,
+            "validation_error",
+            "Some fields are missing or invalid.",
             _validation_details(exc.errors),
         )
 
@@ -151,7 +157,9 @@ class PagePagination(PaginationBase):
     """``?limit=&offset=`` everywhere; answers ``{"items", "count", "limit", "offset"}``."""
 
     class Input(Schema):
-        limit: int = Field(settings.NINJA_PAGINATION_PER_PAGE, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT)
+        limit: int = Field(
+            settings.NINJA_PAGINATION_PER_PAGE, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT
+        )
         offset: int = Field(0, ge=0, le=1_000_000)
 
     class Output(Schema):
@@ -206,13 +214,14 @@ def client_ip(request: HttpRequest) -> str:
 
 def rate_limit(request: HttpRequest, *, group: str, rate: str, key: str = "ip") -> None:
     """Count this request against ``rate`` (django-ratelimit) and refuse with 429 when over."""
-    usage = get_usage(request, group=group, key=key, rate=rate, method="ALL", increment=True)
+    usage = get_usage(request, group=group, key=key, rate=rate, method=ALL_METHODS, increment=True)
     if usage and usage["should_limit"]:
         raise RateLimited(retry_after=usage["time_left"])
 
 
 # --- Idempotency -----------------------------------------------------------------------------
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IN_PROGRESS_TIMEOUT = timedelta(seconds=60)
 
 
 def _request_fingerprint(request: HttpRequest) -> str:
@@ -221,7 +230,9 @@ def _request_fingerprint(request: HttpRequest) -> str:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, UnicodeDecodeError):
         canonical = body
-    return hashlib.sha256(request.method.encode() + request.path.encode() + b"\n" + canonical).hexdigest()
+    return hashlib.sha256(
+        request.method.encode() + request.path.encode() + b"\n" + canonical
+    ).hexdigest()
 
 
 def _to_jsonable(result: Any) -> tuple[int, Any]:
@@ -250,27 +261,45 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(request, *args, **kwargs)
         if len(key) > 255:
             raise ApplicationError(
-                "Idempotency-Key must be at most 255 characters.", code="idempotency_key_invalid", status=400
+                "Idempotency-Key must be at most 255 characters.",
+                code="idempotency_key_invalid",
+                status=400,
             )
         user = request.auth
+        if not isinstance(user, User):
+            raise RuntimeError("@idempotent needs an authenticated route")
         fingerprint = _request_fingerprint(request)
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(
-                    user=user, key=key, method=request.method, path=request.path[:512],
+                    user=user,
+                    key=key,
+                    method=request.method,
+                    path=request.path[:512],
                     request_hash=fingerprint,
                 )
         except IntegrityError:
-            existing = IdempotencyRecord.objects.get(user=user, key=key)
+            existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
+            if existing is None:  # released by a failed first attempt in the meantime
+                return wrapper(request, *args, **kwargs)
             if existing.request_hash != fingerprint:
                 raise ApplicationError(
                     "This Idempotency-Key was already used with a different request.",
-                    code="idempotency_key_reused", status=409,
+                    code="idempotency_key_reused",
+                    status=409,
                 ) from None
+            if (
+                existing.completed_at is None
+                and existing.created_at < timezone.now() - IN_PROGRESS_TIMEOUT
+            ):
+                # The first attempt died without releasing its claim (process killed): take over.
+                IdempotencyRecord.objects.filter(pk=existing.pk, completed_at__isnull=True).delete()
+                return wrapper(request, *args, **kwargs)
             if existing.completed_at is None:
                 raise ApplicationError(
                     "A request with this Idempotency-Key is still being processed; retry shortly.",
-                    code="idempotency_request_in_progress", status=409,
+                    code="idempotency_request_in_progress",
+                    status=409,
                 ) from None
             response = JsonResponse(existing.response_body, status=existing.status_code, safe=False)
             response["Idempotent-Replayed"] = "true"
@@ -304,16 +333,23 @@ class Api(NinjaAPI):
     def get_openapi_schema(self, *args: Any, **kwargs: Any):
         schema = super().get_openapi_schema(*args, **kwargs)
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas["ErrorEnvelope"] = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas["ErrorEnvelope"] = ErrorEnvelope.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         schemas.update(schemas["ErrorEnvelope"].pop("$defs", {}))
-        error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+        error_ref = {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}
+            }
+        }
         operations = getattr(self, "_operations_by_id", {})
         for path_item in schema.get("paths", {}).values():
             for op in path_item.values():
                 if not isinstance(op, dict) or "responses" not in op:
                     continue
                 op["responses"].setdefault(
-                    "4XX", {"description": "Error: `{\"error\": {code, message, details}}`", **error_ref}
+                    "4XX",
+                    {"description": 'Error: `{"error": {code, message, details}}`', **error_ref},
                 )
                 view = getattr(operations.get(op.get("operationId")), "view_func", None)
                 if getattr(view, "idempotent", False):
@@ -331,4 +367,3 @@ class Api(NinjaAPI):
                         }
                     )
         return schema
-

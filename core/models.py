@@ -28,7 +28,9 @@ class RefreshToken(models.Model):
     presented token is marked used and a new one is issued; presenting a used token again
     revokes the whole session (it was stolen or replayed)."""
 
-    session = models.ForeignKey(AuthSession, on_delete=models.CASCADE, related_name="refresh_tokens")
+    session = models.ForeignKey(
+        AuthSession, on_delete=models.CASCADE, related_name="refresh_tokens"
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     used_at = models.DateTimeField(null=True, blank=True)

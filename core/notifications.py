@@ -50,6 +50,7 @@ def notify(
             raise
         return None
     push_on_commit(
-        user_group(user_id), {"type": "notification", "notification": notification_payload(notification)}
+        user_group(user_id),
+        {"type": "notification", "notification": notification_payload(notification)},
     )
     return notification

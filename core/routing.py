@@ -27,4 +27,3 @@ class LoggingOriginValidator(OriginValidator):
 
 def origin_checked(application):
     return LoggingOriginValidator(application, settings.WS_ALLOWED_ORIGINS)
-

@@ -20,7 +20,9 @@ def staff_login(*, username: str, password: str, user_agent: str = "") -> TokenP
     return session_start(user=user, user_agent=user_agent)
 
 
-def notifications_mark_read(*, user: User, ids: list[int] | None = None, up_to: int | None = None) -> int:
+def notifications_mark_read(
+    *, user: User, ids: list[int] | None = None, up_to: int | None = None
+) -> int:
     if ids is None and up_to is None:
         raise InvalidInput("Give `ids` or `up_to`.", code="nothing_to_mark")
     qs = Notification.objects.filter(user=user, read_at__isnull=True)
@@ -32,12 +34,21 @@ def notifications_mark_read(*, user: User, ids: list[int] | None = None, up_to: 
 
 
 def announcement_create(
-    *, title: str, body: str, send_at=None, audience: str = Announcement.Audience.ALL_USERS,
-    is_advertisement: bool = False, created_by: User | None = None,
+    *,
+    title: str,
+    body: str,
+    send_at=None,
+    audience: str = Announcement.Audience.ALL_USERS,
+    is_advertisement: bool = False,
+    created_by: User | None = None,
 ) -> Announcement:
     return Announcement.objects.create(
-        title=title, body=body, audience=audience, is_advertisement=is_advertisement,
-        send_at=send_at or timezone.now(), created_by=created_by,
+        title=title,
+        body=body,
+        audience=audience,
+        is_advertisement=is_advertisement,
+        send_at=send_at or timezone.now(),
+        created_by=created_by,
     )
 
 
@@ -62,8 +73,14 @@ def announcement_send(*, announcement_id: int) -> int:
         count = 0
         for user_id in recipients.values_list("id", flat=True).iterator():
             created = notify(
-                user_id=user_id, kind="announcement", title=title, body=announcement.body,
-                data={"announcement_id": announcement.id, "is_advertisement": announcement.is_advertisement},
+                user_id=user_id,
+                kind="announcement",
+                title=title,
+                body=announcement.body,
+                data={
+                    "announcement_id": announcement.id,
+                    "is_advertisement": announcement.is_advertisement,
+                },
                 dedupe_key=f"announcement:{announcement.id}",
             )
             count += created is not None
@@ -74,8 +91,12 @@ def announcement_send(*, announcement_id: int) -> int:
 
 
 def announcements_send_due() -> int:
-    due = Announcement.objects.filter(sent_at__isnull=True, send_at__lte=timezone.now()).order_by("send_at")
-    return sum(announcement_send(announcement_id=pk) for pk in due.values_list("id", flat=True)[:50])
+    due = Announcement.objects.filter(sent_at__isnull=True, send_at__lte=timezone.now()).order_by(
+        "send_at"
+    )
+    return sum(
+        announcement_send(announcement_id=pk) for pk in due.values_list("id", flat=True)[:50]
+    )
 
 
 def idempotency_purge_expired() -> int:

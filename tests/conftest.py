@@ -21,7 +21,9 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 def pytest_collection_modifyitems(config, items):
     reasons = {
-        "postgres": None if settings.DB_VENDOR == "postgresql" else "needs PostgreSQL: set DATABASE_URL=postgres://...",
+        "postgres": None
+        if settings.DB_VENDOR == "postgresql"
+        else "needs PostgreSQL: set DATABASE_URL=postgres://...",
         "redis": None if settings.REDIS_URL else "needs Redis: set REDIS_URL=redis://...",
     }
     missing = [reason for reason in reasons.values() if reason]
@@ -59,18 +61,29 @@ class ApiClient:
             out.setdefault("Authorization", f"Bearer {self.token}")
         return out
 
-    def get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    def get(
+        self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ):
         return self.client.get(path, params or {}, headers=self._headers(headers))
 
     def post(self, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw):
-        return self.client.post(path, json if json is not None else {}, content_type="application/json",
-                                headers=self._headers(headers), **kw)
+        return self.client.post(
+            path,
+            json if json is not None else {},
+            content_type="application/json",
+            headers=self._headers(headers),
+            **kw,
+        )
 
     def put(self, path: str, json: Any = None, headers: dict[str, str] | None = None):
-        return self.client.put(path, json, content_type="application/json", headers=self._headers(headers))
+        return self.client.put(
+            path, json, content_type="application/json", headers=self._headers(headers)
+        )
 
     def patch(self, path: str, json: Any = None, headers: dict[str, str] | None = None):
-        return self.client.patch(path, json, content_type="application/json", headers=self._headers(headers))
+        return self.client.patch(
+            path, json, content_type="application/json", headers=self._headers(headers)
+        )
 
     def delete(self, path: str, headers: dict[str, str] | None = None):
         return self.client.delete(path, headers=self._headers(headers))

@@ -34,13 +34,20 @@ def _ensure_products(n: int = 24) -> None:
     category, _ = Category.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     for i in range(have, n):
         product = Product.objects.create(
-            title=f"Bench product {i}", description="x" * 200, category=category,
-            status=Product.Status.ON_SALE, images=[f"https://img.example.com/{i}.jpg"],
+            title=f"Bench product {i}",
+            description="x" * 200,
+            category=category,
+            status=Product.Status.ON_SALE,
+            images=[f"https://img.example.com/{i}.jpg"],
         )
         for j in range(2):
             Sku.objects.create(
-                product=product, code=f"BENCH-{product.id}-{j}", price=990 + j * 100,
-                list_price=1990, stock=100, attributes={"size": ["S", "L"][j]},
+                product=product,
+                code=f"BENCH-{product.id}-{j}",
+                price=990 + j * 100,
+                list_price=1990,
+                stock=100,
+                attributes={"size": ["S", "L"][j]},
             )
 
 
@@ -53,13 +60,38 @@ def _free_port() -> int:
 def _servers(port: int) -> dict[str, list[str]]:
     bind = f"127.0.0.1:{port}"
     return {
-        "gunicorn_sync": [str(BIN / "gunicorn"), "config.wsgi", "-b", bind, "-w", str(WORKERS), "-k", "sync"],
+        "gunicorn_sync": [
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            bind,
+            "-w",
+            str(WORKERS),
+            "-k",
+            "sync",
+        ],
         "gunicorn_gthread": [
-            str(BIN / "gunicorn"), "config.wsgi", "-b", bind, "-w", str(WORKERS), "-k", "gthread", "--threads", "4",
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            bind,
+            "-w",
+            str(WORKERS),
+            "-k",
+            "gthread",
+            "--threads",
+            "4",
         ],
         "uvicorn_1proc": [
-            str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--lifespan", "off",
+            str(BIN / "uvicorn"),
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--lifespan",
+            "off",
         ],
     }
 
@@ -67,11 +99,16 @@ def _servers(port: int) -> dict[str, list[str]]:
 def _env(server: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DEBUG="false", SECRET_KEY=secrets.token_urlsafe(48), ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="false", LOG_LEVEL="WARNING",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="false",
+        LOG_LEVEL="WARNING",
     )
     if server.startswith("uvicorn"):
-        env.update(DB_POOL_MAX_SIZE="8", DB_CONN_MAX_AGE="0")  # PITFALLS: no persistent conns under ASGI
+        env.update(
+            DB_POOL_MAX_SIZE="8", DB_CONN_MAX_AGE="0"
+        )  # PITFALLS: no persistent conns under ASGI
     else:
         env.update(DB_CONN_MAX_AGE="60")
     return env
@@ -83,7 +120,7 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 30) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(base + READ_PATH, timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(base + READ_PATH, timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -92,7 +129,9 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def _measure(server: str, cmd: list[str], port: int, seconds: float) -> dict:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(server), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(server), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
@@ -106,7 +145,11 @@ def _measure(server: str, cmd: list[str], port: int, seconds: float) -> dict:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return {"hello": hello, "read": read, "ratio": read["rps"] / hello["rps"] if hello["rps"] else 0.0}
+    return {
+        "hello": hello,
+        "read": read,
+        "ratio": read["rps"] / hello["rps"] if hello["rps"] else 0.0,
+    }
 
 
 def run(quick: bool = False) -> dict:

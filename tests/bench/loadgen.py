@@ -9,9 +9,12 @@ import time
 
 
 def _wrk(url: str, connections: int, seconds: float, threads: int) -> dict:
-    out = subprocess.run(  # noqa: S603
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency", url],  # noqa: S607
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -49,7 +52,11 @@ def _threads(url: str, connections: int, seconds: float) -> dict:
         t.start()
     for t in ts:
         t.join()
-    return {"rps": sum(counts) / (time.monotonic() - start), "non_2xx": sum(bad), "tool": "python-threads"}
+    return {
+        "rps": sum(counts) / (time.monotonic() - start),
+        "non_2xx": sum(bad),
+        "tool": "python-threads",
+    }
 
 
 def load(url: str, *, connections: int = 32, seconds: float = 10, threads: int = 2) -> dict:

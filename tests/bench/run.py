@@ -90,7 +90,8 @@ def main() -> int:
         width = max(len(k) for k in result["metrics"])
         for key, value in result["metrics"].items():
             print(f"  {key:<{width}}  {value}")
-        print(f"  {'ratio':<{width}}  {result['ratio']:.3f}   goal {result['goal']}  {'OK' if result['ok'] else 'MISSED'}\n")
+        verdict = "OK" if result["ok"] else "MISSED"
+        print(f"  {'ratio':<{width}}  {result['ratio']:.3f}   goal {result['goal']}  {verdict}\n")
 
     print(f"{'benchmark':<12} {'ratio':>8}  goal met")
     for r in rows:

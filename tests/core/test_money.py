@@ -48,9 +48,7 @@ def test_allocate_largest_remainder_wins_the_leftover():
     assert allocate(10, [33, 36, 31]) == [3, 4, 3]
 
 
-@pytest.mark.parametrize(
-    ("total", "weights"), [(-1, [1]), (5, []), (5, [1, -1]), (5, [0, 0])]
-)
+@pytest.mark.parametrize(("total", "weights"), [(-1, [1]), (5, []), (5, [1, -1]), (5, [0, 0])])
 def test_allocate_rejects_bad_input(total, weights):
     with pytest.raises(ValueError):
         allocate(total, weights)

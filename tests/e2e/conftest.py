@@ -29,14 +29,14 @@ class Server:
 
     def request(self, method: str, path: str, body=None, token: str | None = None, headers=None):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=15) as resp:
                 raw = resp.read()
                 return resp.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as err:
@@ -47,7 +47,11 @@ class Server:
 @pytest.fixture(scope="session")
 def live_server_embedded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX"}
+    }
     env.update(
         DATABASE_URL=f"sqlite:///{tmp / 'e2e.sqlite3'}",
         ANNOUNCEMENT_SWEEP_SECONDS="1",
@@ -55,18 +59,24 @@ def live_server_embedded(tmp_path_factory):
         DEBUG="true",
     )
     py = sys.executable
-    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)  # noqa: S603
-    subprocess.run([py, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
+    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [py, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     port = _free_port()
     log = open(tmp / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(  # noqa: S603
-        [py, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    proc = subprocess.Popen(
+        [py, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(base + "/health/ready", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(base + "/health/ready", timeout=2) as r:
                 if r.status == 200:
                     break
         except OSError:

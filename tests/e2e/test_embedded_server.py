@@ -30,13 +30,18 @@ def test_periodic_job_notification_reaches_a_connected_socket(live_server_embedd
             await ws.send(json.dumps({"type": "auth", "token": login["access_token"]}))
             assert json.loads(await ws.recv())["type"] == "ready"
             status, created = server.request(
-                "POST", "/api/v1/staff/announcements",
-                {"title": "e2e hello", "body": "from beat"}, token=staff["access_token"],
+                "POST",
+                "/api/v1/staff/announcements",
+                {"title": "e2e hello", "body": "from beat"},
+                token=staff["access_token"],
             )
             assert status == 201
             while True:  # the demo announcement may arrive first
                 message = json.loads(await asyncio.wait_for(ws.recv(), timeout=20))
-                if message.get("type") == "notification" and message["notification"]["title"] == "e2e hello":
+                if (
+                    message.get("type") == "notification"
+                    and message["notification"]["title"] == "e2e hello"
+                ):
                     return message, created
 
     message, created = asyncio.run(scenario())

@@ -27,7 +27,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, force: bool = False, **options):
         if not settings.DEBUG and not force:
-            raise CommandError("seed_demo creates known credentials; refusing with DEBUG off (use --force).")
+            raise CommandError(
+                "seed_demo creates known credentials; refusing with DEBUG off (use --force)."
+            )
         from shop.demo import seed_shop
 
         password = os.environ.get("DEMO_OPERATOR_PASSWORD", "operator-demo-pass")
@@ -41,7 +43,9 @@ class Command(BaseCommand):
 
         summary = seed_shop()
 
-        if not Announcement.objects.filter(title=DEMO_ANNOUNCEMENT_TITLE, sent_at__isnull=True).exists():
+        if not Announcement.objects.filter(
+            title=DEMO_ANNOUNCEMENT_TITLE, sent_at__isnull=True
+        ).exists():
             Announcement.objects.create(
                 title=DEMO_ANNOUNCEMENT_TITLE,
                 body="Delivered by the periodic announcements job over your WebSocket.",
@@ -61,5 +65,7 @@ class Command(BaseCommand):
             f"  Community #{summary['community_id']}, pickup point #{summary['pickup_point_id']}, "
             f"{len(summary['product_ids'])} products"
         )
-        self.stdout.write("  A demo announcement is due in ~20 s; connect to ws://.../ws/stream/ and send")
+        self.stdout.write(
+            "  A demo announcement is due in ~20 s; connect to ws://.../ws/stream/ and send"
+        )
         self.stdout.write('    {"type": "auth", "token": "<the token above>"} to receive it.')

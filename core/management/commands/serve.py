@@ -22,7 +22,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = "Serve API, admin, WebSockets and background + periodic jobs together (embedded default)."
+    help = (
+        "Serve API, admin, WebSockets and background + periodic jobs together (embedded default)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -46,13 +48,29 @@ class Command(BaseCommand):
         bin_dir = Path(sys.executable).parent
         commands = {
             "web": [
-                str(bin_dir / "uvicorn"), "config.asgi:application", "--host", host,
-                "--port", str(port), "--lifespan", "off", "--no-access-log",
+                str(bin_dir / "uvicorn"),
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+                "--no-access-log",
             ],
             "jobs": [
-                str(bin_dir / "celery"), "-A", "config", "worker", "--beat", "--pool=threads",
-                "--concurrency=4", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-                "--schedule", str(run_dir / "celerybeat-schedule"),
+                str(bin_dir / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "--pool=threads",
+                "--concurrency=4",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--schedule",
+                str(run_dir / "celerybeat-schedule"),
             ],
         }
         children: dict[str, subprocess.Popen] = {}
