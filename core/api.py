@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
+from ninja.responses import Status
 from ninja.pagination import paginate
 
 from core import selectors, services
@@ -34,7 +35,7 @@ def refresh(request: HttpRequest, payload: RefreshIn):
 @auth_router.post("/logout", response={204: None}, auth=bearer_auth, summary="End this session")
 def logout(request: HttpRequest):
     session_revoke(session_id=request.auth_session_id)
-    return 204, None
+    return Status(204, None)
 
 
 @auth_router.post("/staff", response=TokenPairOut, summary="Operator login (username + password)")
@@ -75,7 +76,7 @@ def notifications_read(request: HttpRequest, payload: MarkReadIn):
 )
 def announcement_create(request: HttpRequest, payload: AnnouncementIn):
     require_perm(request, "core.add_announcement")
-    return 201, services.announcement_create(**payload.dict(), created_by=request.auth)
+    return Status(201, services.announcement_create(**payload.dict(), created_by=request.auth))
 
 
 @staff_router.get("/announcements", response=list[AnnouncementOut], summary="List announcements")

@@ -19,7 +19,7 @@ from django.conf import settings
 from core.errors import NotAuthenticated
 from core.models import Notification
 from core.notifications import notification_payload
-from core.realtime import can_subscribe, topic_group, user_group
+from core.realtime import can_subscribe, session_group, topic_group, user_group
 from core.tokens import access_token_authenticate
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,14 @@ def _authenticate(token: str):
 
 
 @database_sync_to_async
-def _missed(user_id: int, after: int) -> list[dict[str, Any]]:
-    rows = Notification.objects.filter(user_id=user_id, id__gt=after).order_by("id")[
-        :CATCH_UP_LIMIT
-    ]
-    return [notification_payload(n) for n in rows]
+def _missed(user_id: int, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to CATCH_UP_LIMIT stored notifications after ``after``, and whether more remain."""
+    rows = list(
+        Notification.objects.filter(user_id=user_id, id__gt=after).order_by("id")[
+            : CATCH_UP_LIMIT + 1
+        ]
+    )
+    return [notification_payload(n) for n in rows[:CATCH_UP_LIMIT]], len(rows) > CATCH_UP_LIMIT
 
 
 @database_sync_to_async
@@ -72,7 +75,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _login(self, token: str, after: int | None) -> None:
         try:
-            user, _session_id = await _authenticate(token)
+            user, session_id = await _authenticate(token)
         except NotAuthenticated as exc:
             await self._refuse(exc.code, exc.message)
             return
@@ -81,11 +84,18 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         if timer is not None:
             timer.cancel()
         await self._join(user_group(user.id))
+        await self._join(session_group(session_id))
         await self.send_json({"type": "ready", "user_id": user.id})
         if after is not None:
-            for payload in await _missed(user.id, after):
+            missed, truncated = await _missed(user.id, after)
+            for payload in missed:
                 await self.send_json(
                     {"type": "notification", "notification": payload, "replayed": True}
+                )
+            if truncated:
+                # Too many to replay here: the client pages through GET /api/v1/notifications.
+                await self.send_json(
+                    {"type": "replay_truncated", "cursor": missed[-1]["id"], "has_more": True}
                 )
 
     async def _join(self, group: str) -> None:
@@ -149,6 +159,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             timer.cancel()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def session_revoked(self, event: dict[str, Any]) -> None:
+        await self._refuse("token_revoked", "This session was ended.")
 
     async def push_message(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])

@@ -23,6 +23,7 @@ from django_ratelimit.core import get_usage
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.pagination import PaginationBase
+from ninja.responses import Status
 from ninja.security import HttpBearer
 from pydantic import BaseModel
 
@@ -237,7 +238,9 @@ def _request_fingerprint(request: HttpRequest) -> str:
 
 def _to_jsonable(result: Any) -> tuple[int, Any]:
     status = 200
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
+    if isinstance(result, Status):
+        status, result = result.status_code, result.value
+    elif isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
         status, result = result
     if isinstance(result, BaseModel):
         return status, result.model_dump(mode="json")

@@ -17,6 +17,11 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def session_group(session_id: int) -> str:
+    """Every socket authenticated with one login session: closed when the session is revoked."""
+    return f"session.{session_id}"
+
+
 def topic_group(topic: str) -> str:
     """Channels group names allow only ASCII letters, digits, hyphens, underscores and periods."""
     kind, _, ident = topic.partition(":")

@@ -20,18 +20,20 @@ def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     transaction.on_commit(lambda: task.delay(*args, **kwargs))
 
 
-def push_now(group: str, message: dict[str, Any]) -> bool:
+def push_now(group: str, message: dict[str, Any], handler: str = "push.message") -> bool:
+    """Send to every socket in ``group``; ``handler`` names the consumer method that receives it
+    (``push.message`` forwards ``message`` to the client as is)."""
     layer = get_channel_layer()
     if layer is None:
         return False
     try:
-        async_to_sync(layer.group_send)(group, {"type": "push.message", "payload": message})
+        async_to_sync(layer.group_send)(group, {"type": handler, "payload": message})
     except Exception:
         logger.exception("realtime push to %s failed", group)
         return False
     return True
 
 
-def push_on_commit(group: str, message: dict[str, Any]) -> None:
+def push_on_commit(group: str, message: dict[str, Any], handler: str = "push.message") -> None:
     """Send ``message`` to every socket in ``group`` once the current transaction commits."""
-    transaction.on_commit(lambda: push_now(group, message))
+    transaction.on_commit(lambda: push_now(group, message, handler))

@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from core.errors import NotAuthenticated
 from core.models import AuthSession, RefreshToken, User
+from core.realtime import session_group
+from core.side_effects import push_on_commit
 
 ALGORITHM = "HS256"
 ISSUER = "groupbuy-backend"
@@ -101,9 +103,12 @@ def session_refresh(*, refresh_token: str) -> TokenPair:
 
 
 def _revoke(session: AuthSession, *, reason: str, now: datetime) -> None:
-    AuthSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
+    revoked = AuthSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
         revoked_at=now, revoked_reason=reason
     )
+    if revoked:
+        # Open sockets of this session are closed too, not only new requests refused.
+        push_on_commit(session_group(session.pk), {"reason": reason}, handler="session.revoked")
 
 
 def session_revoke(*, session_id: int, reason: str = "logout") -> None:

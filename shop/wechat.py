@@ -69,7 +69,13 @@ def _wechat(code: str) -> WechatIdentity:
     if errcode in (40029, 40163, 40226):  # invalid code, code already used, risky user
         raise NotAuthenticated("The login code is invalid or expired.", code="wechat_code_invalid")
     if errcode == 45011:
-        raise ApplicationError("WeChat rate limit reached; retry shortly.", code="wechat_rate_limited", status=429)
+        raise ApplicationError(
+            "WeChat rate limit reached; retry shortly.",
+            code="wechat_rate_limited",
+            status=429,
+            headers={"Retry-After": "5"},
+            details={"retry_after": 5},
+        )
     if errcode or not data.get("openid"):
         raise WechatUnavailable(details={"errcode": errcode})
     return WechatIdentity(openid=data["openid"], unionid=data.get("unionid"))

@@ -8,10 +8,9 @@ from shop.models import Address, Category, Community, Customer, PickupPoint, Pro
 class UserFactory(DjangoModelFactory):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-123")
+    password = factory.django.Password("pw-for-tests-123")
 
 
 class StaffFactory(UserFactory):
