@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
-from ninja.responses import Status
 from ninja.pagination import paginate
+from ninja.responses import Status
 
 from core import selectors, services
 from core.http import bearer_auth, rate_limit, require_perm, staff_auth
