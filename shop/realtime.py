@@ -8,9 +8,7 @@ def _may_follow_community(user, ident: str) -> bool:
 
     if user.is_staff:
         return True
-    return CommunityMembership.objects.filter(
-        community_id=int(ident), customer__user=user
-    ).exists()
+    return CommunityMembership.objects.filter(community_id=int(ident), customer__user=user).exists()
 
 
 register_topic("community", _may_follow_community)

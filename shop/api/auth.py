@@ -9,7 +9,9 @@ from shop.services.customers import customer_login_wechat
 router = Router(tags=["auth"])
 
 
-@router.post("/wechat", response=WechatLoginOut, summary="Shopper login with the code from wx.login()")
+@router.post(
+    "/wechat", response=WechatLoginOut, summary="Shopper login with the code from wx.login()"
+)
 def wechat_login(request: HttpRequest, payload: WechatLoginIn):
     rate_limit(request, group="auth-login", rate=settings.LOGIN_RATE)
     customer, created, tokens = customer_login_wechat(

@@ -1,3 +1,236 @@
-from ninja import Router
+from django.http import HttpRequest
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from core.http import bearer_auth, require_perm, staff_auth
+from shop.schemas.customers import (
+    AddressIn,
+    AddressOut,
+    CommunityCreateIn,
+    CommunityDetailOut,
+    CommunityOut,
+    CommunityPatchIn,
+    LeaderIn,
+    MembershipOut,
+    MyCommunityOut,
+    PickupPointIn,
+    PickupPointOut,
+    PickupPointPatchIn,
+    ProfileOut,
+    ProfilePatchIn,
+)
+from shop.selectors import customers as selectors
+from shop.services import addresses, communities
+from shop.services.customers import customer_profile_update
 
 router = Router(tags=["customers"])
+
+
+# --- Profile ---------------------------------------------------------------------------------
+@router.get("/me/profile", response=ProfileOut, auth=bearer_auth, summary="My shopper profile")
+def profile_get(request: HttpRequest):
+    return selectors.customer_of(request.auth)
+
+
+@router.patch(
+    "/me/profile",
+    response=ProfileOut,
+    auth=bearer_auth,
+    summary="Change my nickname, avatar or phone",
+)
+def profile_patch(request: HttpRequest, payload: ProfilePatchIn):
+    customer = selectors.customer_of(request.auth)
+    return customer_profile_update(customer=customer, **payload.dict(exclude_unset=True))
+
+
+# --- Addresses -------------------------------------------------------------------------------
+@router.get(
+    "/me/addresses",
+    response=list[AddressOut],
+    auth=bearer_auth,
+    summary="My addresses, default first",
+)
+def address_list(request: HttpRequest):
+    return selectors.addresses_of(customer=selectors.customer_of(request.auth))
+
+
+@router.post(
+    "/me/addresses",
+    response={201: AddressOut},
+    auth=bearer_auth,
+    summary="Add an address (the first one becomes the default)",
+)
+def address_create(request: HttpRequest, payload: AddressIn):
+    customer = selectors.customer_of(request.auth)
+    return Status(201, addresses.address_create(customer=customer, **payload.dict()))
+
+
+@router.get(
+    "/me/addresses/{address_id}",
+    response=AddressOut,
+    auth=bearer_auth,
+    summary="One of my addresses",
+)
+def address_get(request: HttpRequest, address_id: int):
+    customer = selectors.customer_of(request.auth)
+    return selectors.address_of(customer=customer, address_id=address_id)
+
+
+@router.put(
+    "/me/addresses/{address_id}",
+    response=AddressOut,
+    auth=bearer_auth,
+    summary="Replace one of my addresses",
+)
+def address_update(request: HttpRequest, address_id: int, payload: AddressIn):
+    customer = selectors.customer_of(request.auth)
+    return addresses.address_update(customer=customer, address_id=address_id, **payload.dict())
+
+
+@router.delete(
+    "/me/addresses/{address_id}",
+    response={204: None},
+    auth=bearer_auth,
+    summary="Delete one of my addresses (another becomes the default if needed)",
+)
+def address_delete(request: HttpRequest, address_id: int):
+    customer = selectors.customer_of(request.auth)
+    addresses.address_delete(customer=customer, address_id=address_id)
+    return Status(204, None)
+
+
+@router.post(
+    "/me/addresses/{address_id}/default",
+    response=AddressOut,
+    auth=bearer_auth,
+    summary="Make this my default address",
+)
+def address_set_default(request: HttpRequest, address_id: int):
+    customer = selectors.customer_of(request.auth)
+    return addresses.address_set_default(customer=customer, address_id=address_id)
+
+
+# --- Communities (public and shopper) --------------------------------------------------------
+@router.get("/communities", response=list[CommunityOut], summary="Active communities")
+@paginate
+def community_list(request: HttpRequest):
+    return selectors.communities_public()
+
+
+@router.get(
+    "/communities/{community_id}",
+    response=CommunityDetailOut,
+    summary="A community with its pickup points",
+)
+def community_get(request: HttpRequest, community_id: int):
+    return selectors.community_public_detail(community_id=community_id)
+
+
+@router.get(
+    "/me/communities",
+    response=list[MyCommunityOut],
+    auth=bearer_auth,
+    summary="Communities I belong to",
+)
+@paginate
+def my_communities(request: HttpRequest):
+    return selectors.communities_of(customer=selectors.customer_of(request.auth))
+
+
+@router.post(
+    "/communities/{community_id}/join",
+    response={200: MembershipOut, 201: MembershipOut},
+    auth=bearer_auth,
+    summary="Join a community (joining again changes nothing)",
+)
+def community_join(request: HttpRequest, community_id: int):
+    customer = selectors.customer_of(request.auth)
+    membership, created = communities.community_join(community_id=community_id, customer=customer)
+    body = MembershipOut(
+        community_id=membership.community_id,
+        customer_id=membership.customer_id,
+        joined_at=membership.joined_at,
+        created=created,
+    )
+    return Status(201 if created else 200, body)
+
+
+@router.post(
+    "/communities/{community_id}/leave",
+    response={204: None},
+    auth=bearer_auth,
+    summary="Leave a community (its leader cannot)",
+)
+def community_leave(request: HttpRequest, community_id: int):
+    customer = selectors.customer_of(request.auth)
+    communities.community_leave(community_id=community_id, customer=customer)
+    return Status(204, None)
+
+
+# --- Staff -----------------------------------------------------------------------------------
+@router.post(
+    "/staff/communities",
+    response={201: CommunityDetailOut},
+    auth=staff_auth,
+    summary="Create a community",
+    tags=["staff: communities"],
+)
+def staff_community_create(request: HttpRequest, payload: CommunityCreateIn):
+    require_perm(request, "shop.add_community")
+    community = communities.community_create(**payload.dict())
+    return Status(201, selectors.community_detail(community_id=community.pk))
+
+
+@router.patch(
+    "/staff/communities/{community_id}",
+    response=CommunityDetailOut,
+    auth=staff_auth,
+    summary="Change a community's name, description or active flag",
+    tags=["staff: communities"],
+)
+def staff_community_update(request: HttpRequest, community_id: int, payload: CommunityPatchIn):
+    require_perm(request, "shop.change_community")
+    communities.community_update(community_id=community_id, data=payload.dict(exclude_unset=True))
+    return selectors.community_detail(community_id=community_id)
+
+
+@router.post(
+    "/staff/communities/{community_id}/leader",
+    response=CommunityDetailOut,
+    auth=staff_auth,
+    summary="Appoint (or remove) a community's leader",
+    tags=["staff: communities"],
+)
+def staff_community_leader(request: HttpRequest, community_id: int, payload: LeaderIn):
+    require_perm(request, "shop.change_community")
+    communities.community_set_leader(community_id=community_id, customer_id=payload.customer_id)
+    return selectors.community_detail(community_id=community_id)
+
+
+@router.post(
+    "/staff/communities/{community_id}/pickup-points",
+    response={201: PickupPointOut},
+    auth=staff_auth,
+    summary="Add a pickup point to a community",
+    tags=["staff: communities"],
+)
+def staff_pickup_point_create(request: HttpRequest, community_id: int, payload: PickupPointIn):
+    require_perm(request, "shop.add_pickuppoint")
+    point = communities.pickup_point_create(community_id=community_id, **payload.dict())
+    return Status(201, point)
+
+
+@router.patch(
+    "/staff/pickup-points/{pickup_point_id}",
+    response=PickupPointOut,
+    auth=staff_auth,
+    summary="Change a pickup point",
+    tags=["staff: communities"],
+)
+def staff_pickup_point_update(
+    request: HttpRequest, pickup_point_id: int, payload: PickupPointPatchIn
+):
+    require_perm(request, "shop.change_pickuppoint")
+    return communities.pickup_point_update(
+        pickup_point_id=pickup_point_id, data=payload.dict(exclude_unset=True)
+    )

@@ -5,7 +5,9 @@ from django.db.models import F, Q
 class Category(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, unique=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
     sort_order = models.IntegerField(default=0)
 
     class Meta:
@@ -25,16 +27,25 @@ class Product(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     images = models.JSONField(default=list, blank=True, help_text="List of image URLs")
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
     purchase_limit = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Most units one customer may buy in total (blank: no limit)"
+        null=True,
+        blank=True,
+        help_text="Most units one customer may buy in total (blank: no limit)",
     )
     is_promotional = models.BooleanField(
-        default=False, help_text="Promotional (seeding) content: the API labels it as an advertisement"
+        default=False,
+        help_text="Promotional (seeding) content: the API labels it as an advertisement",
     )
     communities = models.ManyToManyField(
-        "shop.Community", blank=True, related_name="products",
+        "shop.Community",
+        blank=True,
+        related_name="products",
         help_text="Offered only in these communities (none: everywhere)",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -6,7 +6,9 @@ from django.db.models import Q
 class Customer(models.Model):
     """A shopper, created on first WeChat login."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
+    )
     openid = models.CharField(max_length=64, unique=True)
     unionid = models.CharField(max_length=64, null=True, blank=True, unique=True)
     nickname = models.CharField(max_length=64, blank=True)
@@ -33,7 +35,9 @@ class Address(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["customer"], condition=Q(is_default=True), name="address_one_default_per_customer"
+                fields=["customer"],
+                condition=Q(is_default=True),
+                name="address_one_default_per_customer",
             )
         ]
 
@@ -87,7 +91,9 @@ class PickupPoint(models.Model):
     community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="pickup_points")
     name = models.CharField(max_length=100)
     address = models.CharField(max_length=255)
-    opening_hours = models.CharField(max_length=200, blank=True, help_text="e.g. Mon-Sun 09:00-21:00")
+    opening_hours = models.CharField(
+        max_length=200, blank=True, help_text="e.g. Mon-Sun 09:00-21:00"
+    )
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     contact_phone = models.CharField(max_length=32, blank=True)

@@ -23,7 +23,9 @@ class Order(models.Model):
     community = models.ForeignKey(
         "shop.Community", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )
-    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)
+    status = models.CharField(
+        max_length=24, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True
+    )
     delivery_mode = models.CharField(max_length=24, choices=DeliveryMode.choices)
     pickup_point = models.ForeignKey(
         "shop.PickupPoint", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
@@ -35,6 +37,14 @@ class Order(models.Model):
     discount = models.BigIntegerField(default=0, help_text="Coupon/campaign discount, fen")
     total = models.BigIntegerField(help_text="Amount to pay, fen")
     refunded_amount = models.BigIntegerField(default=0)
+    paid_payment = models.ForeignKey(
+        "shop.Payment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The payment that paid this order (others for it are refunded as unapplied)",
+    )
     coupon_code = models.CharField(max_length=64, blank=True)
     note = models.CharField(max_length=500, blank=True)
     cancel_reason = models.CharField(max_length=32, blank=True)
@@ -75,12 +85,16 @@ class OrderLine(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_positive"),
             models.CheckConstraint(
-                condition=Q(refunded_quantity__lte=models.F("quantity")), name="orderline_refund_qty_bounded"
+                condition=Q(quantity__gte=1), name="orderline_quantity_positive"
             ),
             models.CheckConstraint(
-                condition=Q(refunded_amount__lte=models.F("line_total")), name="orderline_refund_amount_bounded"
+                condition=Q(refunded_quantity__lte=models.F("quantity")),
+                name="orderline_refund_qty_bounded",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__lte=models.F("line_total")),
+                name="orderline_refund_amount_bounded",
             ),
         ]
 
@@ -103,6 +117,8 @@ class StockReservation(models.Model):
     class Meta:
         indexes = [
             models.Index(
-                fields=["expires_at"], condition=Q(status="active"), name="reservation_active_expiry"
+                fields=["expires_at"],
+                condition=Q(status="active"),
+                name="reservation_active_expiry",
             )
         ]

@@ -21,7 +21,9 @@ class Payment(models.Model):
     client_secret = models.CharField(max_length=255, blank=True)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     failure_message = models.CharField(max_length=500, blank=True)
     refunded_amount = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -47,9 +49,13 @@ class Refund(models.Model):
         OUT_OF_STOCK = "out_of_stock", "Out of stock"
 
     order = models.ForeignKey("shop.Order", on_delete=models.PROTECT, related_name="refunds")
-    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
+    )
     amount = models.BigIntegerField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.REQUESTED, db_index=True
+    )
     reason = models.CharField(max_length=24, choices=Reason.choices)
     note = models.CharField(max_length=500, blank=True)
     restock = models.BooleanField(default=False, help_text="Return the refunded units to stock")
@@ -67,14 +73,18 @@ class Refund(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")
+        ]
 
 
 class RefundLine(models.Model):
     """How a refund's amount falls on the order's lines (allocated exactly)."""
 
     refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="lines")
-    order_line = models.ForeignKey("shop.OrderLine", on_delete=models.PROTECT, related_name="refund_lines")
+    order_line = models.ForeignKey(
+        "shop.OrderLine", on_delete=models.PROTECT, related_name="refund_lines"
+    )
     quantity = models.PositiveIntegerField(default=0)
     amount = models.BigIntegerField()
 

@@ -32,3 +32,23 @@ def customer_login_wechat(*, code: str, user_agent: str = "") -> tuple[Customer,
     if not customer.user.is_active:
         raise NotAuthenticated("This account is disabled.", code="account_disabled")
     return customer, created, session_start(user=customer.user, user_agent=user_agent)
+
+
+def customer_profile_update(
+    *,
+    customer: Customer,
+    nickname: str | None = None,
+    avatar_url: str | None = None,
+    phone: str | None = None,
+) -> Customer:
+    """Change the shopper's own profile; ``None`` leaves a field unchanged, ``""`` clears it."""
+    changes = {
+        field: value
+        for field, value in (("nickname", nickname), ("avatar_url", avatar_url), ("phone", phone))
+        if value is not None
+    }
+    for field, value in changes.items():
+        setattr(customer, field, value)
+    if changes:
+        customer.save(update_fields=list(changes))
+    return customer

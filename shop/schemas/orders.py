@@ -1,0 +1,144 @@
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+
+OrderStatus = Literal[
+    "pending_payment", "paid", "fulfilled", "completed", "cancelled", "partially_refunded",
+    "refunded",
+]
+DeliveryMode = Literal["pickup", "courier", "leader_delivery"]
+RefundStatus = Literal["requested", "approved", "succeeded", "rejected", "failed"]
+
+
+class OrderLineIn(Schema):
+    sku_id: int
+    quantity: int = Field(..., ge=1, le=999)
+
+
+class OrderCreateIn(Schema):
+    lines: list[OrderLineIn] = Field(
+        ..., min_length=1, max_length=50, description="The same SKU twice is merged into one line."
+    )
+    delivery_mode: DeliveryMode
+    community_id: int | None = Field(None, description="Default: the pickup point's community.")
+    pickup_point_id: int | None = Field(None, description="Required for pickup.")
+    address_id: int | None = Field(
+        None,
+        description="One of your addresses: required for courier, optional for leader delivery.",
+    )
+    coupon_code: str = Field("", max_length=64)
+    note: str = Field("", max_length=500)
+
+
+class OrderLineOut(Schema):
+    id: int
+    sku_id: int
+    product_title: str
+    sku_code: str
+    sku_attributes: dict[str, Any]
+    unit_price: int
+    quantity: int
+    line_total: int = Field(..., description="Paid for this line after discount, fen.")
+    refunded_quantity: int
+    refunded_amount: int
+
+
+class PickupPointBriefOut(Schema):
+    id: int
+    name: str
+    address: str
+    opening_hours: str
+
+
+class OrderOut(Schema):
+    id: int
+    number: str
+    status: OrderStatus
+    delivery_mode: DeliveryMode
+    community_id: int | None
+    pickup_point: PickupPointBriefOut | None
+    pickup_code: str | None = Field(None, description="Shown at the pickup point; set once paid.")
+    shipping_address: dict[str, Any] | None
+    currency: str
+    subtotal: int
+    discount: int
+    total: int
+    refunded_amount: int
+    coupon_code: str
+    note: str
+    cancel_reason: str
+    created_at: datetime
+    payment_deadline: datetime
+    paid_at: datetime | None
+    fulfilled_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    auto_complete_at: datetime | None
+    lines: list[OrderLineOut]
+
+
+class StaffOrderOut(OrderOut):
+    customer_id: int
+    paid_payment_id: int | None
+
+
+class StaffOrderFilter(Schema):
+    status: OrderStatus | None = None
+    delivery_mode: DeliveryMode | None = None
+    community_id: int | None = None
+    customer_id: int | None = None
+    number: str | None = Field(None, max_length=32)
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class PickupVerifyIn(Schema):
+    code: str = Field(..., min_length=1, max_length=16)
+
+
+class RefundLineIn(Schema):
+    order_line_id: int
+    quantity: int = Field(..., ge=1, le=999)
+
+
+class RefundRequestIn(Schema):
+    lines: list[RefundLineIn] | None = Field(
+        None, min_length=1, max_length=50, description="Refund these units (or give `amount`)."
+    )
+    amount: int | None = Field(
+        None, ge=1, description="Refund this many fen, spread over the lines (or give `lines`)."
+    )
+    note: str = Field("", max_length=500)
+
+
+class RefundIssueIn(RefundRequestIn):
+    restock: bool | None = Field(
+        None, description="Put refunded units back on sale; default: when not yet fulfilled."
+    )
+
+
+class RefundRejectIn(Schema):
+    note: str = Field("", max_length=500)
+
+
+class RefundLineOut(Schema):
+    order_line_id: int
+    quantity: int
+    amount: int
+
+
+class RefundOut(Schema):
+    id: int
+    order_id: int
+    payment_id: int | None
+    amount: int
+    status: RefundStatus
+    reason: str
+    note: str
+    restock: bool
+    failure_message: str
+    created_at: datetime
+    decided_at: datetime | None
+    succeeded_at: datetime | None
+    lines: list[RefundLineOut]

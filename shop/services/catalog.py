@@ -1,0 +1,47 @@
+"""Catalog writes. Products are managed in the admin; its actions call these."""
+
+from django.db import transaction
+from django.db.models import F
+
+from core.errors import Conflict, InvalidInput, NotFound
+from shop.models import Product, Sku
+
+
+def product_set_status(*, product_id: int, status: str) -> Product:
+    """Publish (``on_sale``), withdraw (``off_sale``) or return a product to ``draft``.
+
+    A product goes on sale only with at least one active SKU: otherwise shoppers would see an
+    item with no price.
+    """
+    if status not in Product.Status.values:
+        raise InvalidInput(f"Unknown product status {status!r}.", code="invalid_status")
+    with transaction.atomic():
+        product = Product.objects.select_for_update().filter(pk=product_id).first()
+        if product is None:
+            raise NotFound("This product does not exist.", code="product_not_found")
+        if status == Product.Status.ON_SALE and not product.skus.filter(is_active=True).exists():
+            raise Conflict(
+                "A product needs at least one active SKU before it goes on sale.",
+                code="product_has_no_skus",
+            )
+        if product.status != status:
+            product.status = status
+            product.save(update_fields=["status", "updated_at"])
+    return product
+
+
+def sku_adjust_stock(*, sku_id: int, delta: int) -> int:
+    """Add ``delta`` units (negative removes) to a SKU's reservable stock in one conditional
+    UPDATE, so a concurrent reservation is never overwritten; returns the new stock."""
+    with transaction.atomic():
+        updated = Sku.objects.filter(pk=sku_id, stock__gte=-delta).update(stock=F("stock") + delta)
+        if not updated:
+            sku = Sku.objects.filter(pk=sku_id).only("stock").first()
+            if sku is None:
+                raise NotFound("This SKU does not exist.", code="sku_not_found")
+            raise Conflict(
+                f"Only {sku.stock} unit(s) in stock; cannot remove {-delta}.",
+                code="stock_would_go_negative",
+                details={"sku_id": sku_id, "available": sku.stock},
+            )
+        return Sku.objects.filter(pk=sku_id).values_list("stock", flat=True).get()

@@ -1,0 +1,380 @@
+"""Refunds of paid orders: requested by the customer and decided by staff, or issued by staff.
+
+Lifecycle: ``requested --approve--> approved --provider--> succeeded | failed``, or
+``requested --reject--> rejected``; staff-issued refunds start ``approved``. Approval enqueues
+``shop.tasks.refund_send`` after commit; the payments area moves the money and reports back
+through ``refund_mark_succeeded`` / ``refund_mark_failed``. Only a succeeded refund changes the
+order (its lines' refunded quantities and amounts, ``order.refunded_amount``, status, stock).
+
+Amounts are exact: a refund by amount is allocated over the lines' remaining refundable amounts
+with ``core.money.allocate``; a refund by line and quantity takes the unit share
+``line_total // quantity`` per unit and the last unit of the line takes the remainder, so
+refunding a whole line returns exactly its ``line_total``. Nothing can exceed what was paid
+(409 ``refund_exceeds_paid``). One order refund may be open (requested or approved) at a time
+(409 ``refund_in_progress``).
+
+Where the goods were not delivered (order not fulfilled yet) refunded units go back on sale by
+default (``restock``); after fulfilment staff decide. Customers may ask for a refund while the
+order is paid, partially refunded or fulfilled (the after-sale window); staff may also refund a
+completed order.
+
+A refund "for an unapplied payment" (a payment that arrived for a cancelled order, or a second
+payment) has no lines: it returns that payment and leaves the order alone.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import User
+from core.money import allocate, format_minor
+from core.notifications import notify
+from core.side_effects import enqueue_on_commit
+from shop import events, tasks
+from shop.models import Customer, Order, OrderLine, Payment, Refund, RefundLine
+from shop.services.orders import has_open_refund, lock_order
+from shop.services.stock import stock_restore
+
+S = Order.Status
+R = Refund.Status
+CUSTOMER_REFUNDABLE = (S.PAID, S.PARTIALLY_REFUNDED, S.FULFILLED)
+STAFF_REFUNDABLE = (*CUSTOMER_REFUNDABLE, S.COMPLETED)
+
+
+@dataclass(frozen=True)
+class _Part:
+    line: OrderLine
+    quantity: int
+    amount: int
+
+
+def _unit_amount(line: OrderLine, quantity: int) -> int:
+    """What ``quantity`` more units of ``line`` are worth: the unit share each, the line's last
+    unit taking the remainder; never more than the line has left."""
+    unit = line.line_total // line.quantity
+    amount = unit * quantity
+    if line.refunded_quantity + quantity == line.quantity:
+        amount += line.line_total - unit * line.quantity
+    return min(amount, line.line_total - line.refunded_amount)
+
+
+def _exceeds(details: dict[str, Any]) -> Conflict:
+    return Conflict(
+        "This is more than what was paid and not yet refunded.",
+        code="refund_exceeds_paid", details=details,
+    )
+
+
+def _plan(
+    order: Order, *, lines: list[dict[str, int]] | None, amount: int | None
+) -> list[_Part]:
+    """How the refund falls on the order's lines (read under the order lock)."""
+    if lines is not None and amount is not None:
+        raise InvalidInput(
+            "Refund either lines or an amount, not both.", code="refund_spec_invalid"
+        )
+    order_lines = {line.pk: line for line in OrderLine.objects.filter(order=order).order_by("pk")}
+    parts: list[_Part] = []
+    if lines is not None:
+        if not lines:
+            raise InvalidInput("Name at least one line to refund.", code="refund_spec_invalid")
+        wanted: dict[int, int] = defaultdict(int)
+        for item in lines:
+            line_id, quantity = int(item["order_line_id"]), int(item["quantity"])
+            if quantity < 1:
+                raise InvalidInput(
+                    "Refunded quantities are positive.", code="invalid_quantity",
+                    details={"order_line_id": line_id, "quantity": quantity},
+                )
+            if line_id not in order_lines:
+                raise NotFound(
+                    "This order has no such line.", code="order_line_not_found",
+                    details={"order_line_id": line_id},
+                )
+            wanted[line_id] += quantity
+        for line_id, quantity in sorted(wanted.items()):
+            line = order_lines[line_id]
+            refundable = line.quantity - line.refunded_quantity
+            if quantity > refundable:
+                raise _exceeds({"order_line_id": line_id, "refundable_quantity": refundable})
+            parts.append(_Part(line, quantity, _unit_amount(line, quantity)))
+    elif amount is not None:
+        if amount < 1:
+            raise InvalidInput("Refund a positive amount (fen).", code="invalid_amount")
+        remaining = [line.line_total - line.refunded_amount for line in order_lines.values()]
+        if amount > sum(remaining):
+            raise _exceeds({"refundable": sum(remaining), "requested": amount})
+        shares = allocate(amount, remaining)
+        parts = [
+            _Part(line, 0, share)
+            for line, share in zip(order_lines.values(), shares, strict=True)
+            if share
+        ]
+    else:
+        parts = [
+            _Part(
+                line,
+                line.quantity - line.refunded_quantity,
+                line.line_total - line.refunded_amount,
+            )
+            for line in order_lines.values()
+            if line.quantity > line.refunded_quantity or line.line_total > line.refunded_amount
+        ]
+    total = sum(part.amount for part in parts)
+    if total < 1:
+        raise _exceeds({"refundable": order.total - order.refunded_amount, "requested": total})
+    if total > order.total - order.refunded_amount:  # the line bounds imply it; belt and braces
+        raise _exceeds({"refundable": order.total - order.refunded_amount, "requested": total})
+    return parts
+
+
+def _create(
+    order: Order,
+    parts: list[_Part],
+    *,
+    status: str,
+    reason: str,
+    restock: bool,
+    note: str,
+    requested_by: User | None,
+    decided_by: User | None = None,
+) -> Refund:
+    refund = Refund.objects.create(
+        order=order,
+        payment_id=order.paid_payment_id,
+        amount=sum(part.amount for part in parts),
+        status=status,
+        reason=reason,
+        note=note,
+        restock=restock,
+        requested_by=requested_by,
+        decided_by=decided_by,
+        decided_at=timezone.now() if decided_by else None,
+    )
+    RefundLine.objects.bulk_create(
+        RefundLine(refund=refund, order_line=part.line, quantity=part.quantity, amount=part.amount)
+        for part in parts
+    )
+    return refund
+
+
+def _check_refundable(order: Order, allowed: tuple[str, ...]) -> None:
+    if order.status not in allowed:
+        raise Conflict(
+            f"An order that is {order.status} cannot be refunded.", code="order_not_refundable",
+            details={"status": order.status},
+        )
+    if has_open_refund(order):
+        raise Conflict("A refund of this order is already open.", code="refund_in_progress")
+
+
+def refund_request(
+    *,
+    order_id: int,
+    customer: Customer,
+    lines: list[dict[str, int]] | None = None,
+    amount: int | None = None,
+    note: str = "",
+) -> Refund:
+    """The customer asks for a refund (everything left when neither ``lines`` nor ``amount``);
+    staff approve or reject it. 404 if the order is not theirs."""
+    with transaction.atomic():
+        order = lock_order(order_id=order_id, customer=customer)
+        _check_refundable(order, CUSTOMER_REFUNDABLE)
+        parts = _plan(order, lines=lines, amount=amount)
+        return _create(
+            order, parts, status=R.REQUESTED, reason=Refund.Reason.CUSTOMER_REQUEST,
+            restock=order.fulfilled_at is None, note=note, requested_by=customer.user,
+        )
+
+
+def refund_issue(
+    *,
+    order_id: int,
+    staff: User,
+    lines: list[dict[str, int]] | None = None,
+    amount: int | None = None,
+    restock: bool | None = None,
+    note: str = "",
+    reason: str = Refund.Reason.STAFF,
+) -> Refund:
+    """Staff refund an order at once (approved; sent to the provider after commit). ``restock``
+    defaults to "the order was not fulfilled yet"."""
+    with transaction.atomic():
+        order = lock_order(order_id=order_id)
+        _check_refundable(order, STAFF_REFUNDABLE)
+        parts = _plan(order, lines=lines, amount=amount)
+        refund = _create(
+            order, parts, status=R.APPROVED, reason=reason,
+            restock=order.fulfilled_at is None if restock is None else restock, note=note,
+            requested_by=staff, decided_by=staff,
+        )
+        enqueue_on_commit(tasks.refund_send, refund.pk)
+        return refund
+
+
+def _lock_refund(refund_id: int) -> Refund:
+    refund = Refund.objects.select_for_update().filter(pk=refund_id).first()
+    if refund is None:
+        raise NotFound("Refund not found.", code="refund_not_found")
+    return refund
+
+
+def _illegal(refund: Refund, to: str) -> Conflict:
+    return Conflict(
+        f"A refund that is {refund.status} cannot become {to}.", code="illegal_transition",
+        details={"from": refund.status, "to": to},
+    )
+
+
+def refund_approve(*, refund_id: int, staff: User) -> Refund:
+    """requested → approved, and send it. Approving an approved (or succeeded) refund returns it
+    without sending again, so concurrent approvals send once."""
+    with transaction.atomic():
+        refund = _lock_refund(refund_id)
+        if refund.status in (R.APPROVED, R.SUCCEEDED):
+            return refund
+        if refund.status != R.REQUESTED:
+            raise _illegal(refund, R.APPROVED)
+        refund.status = R.APPROVED
+        refund.decided_by = staff
+        refund.decided_at = timezone.now()
+        refund.save(update_fields=["status", "decided_by", "decided_at"])
+        enqueue_on_commit(tasks.refund_send, refund.pk)
+        return refund
+
+
+def refund_reject(*, refund_id: int, staff: User, note: str = "") -> Refund:
+    """requested → rejected (``note`` is kept as ``failure_message``). Idempotent."""
+    with transaction.atomic():
+        refund = _lock_refund(refund_id)
+        if refund.status == R.REJECTED:
+            return refund
+        if refund.status != R.REQUESTED:
+            raise _illegal(refund, R.REJECTED)
+        refund.status = R.REJECTED
+        refund.decided_by = staff
+        refund.decided_at = timezone.now()
+        refund.failure_message = note[:500]
+        refund.save(update_fields=["status", "decided_by", "decided_at", "failure_message"])
+        return refund
+
+
+def refund_for_unapplied_payment(*, payment_id: int, reason: str) -> Refund:
+    """An approved refund of the whole payment that ``order_mark_paid`` refused (late or second
+    payment); the order is left alone. Idempotent per (payment, reason). The caller enqueues
+    ``refund_send``."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        existing = Refund.objects.filter(payment=payment, reason=reason, lines__isnull=True).first()
+        if existing is not None:
+            return existing
+        return Refund.objects.create(
+            order_id=payment.order_id,
+            payment=payment,
+            amount=payment.amount,
+            status=R.APPROVED,
+            reason=reason,
+            restock=False,
+            decided_at=timezone.now(),
+        )
+
+
+def _apply_to_order(refund: Refund, parts: list[RefundLine]) -> Order:
+    order = lock_order(order_id=refund.order_id)
+    for part in parts:
+        OrderLine.objects.filter(pk=part.order_line_id).update(
+            refunded_quantity=F("refunded_quantity") + part.quantity,
+            refunded_amount=F("refunded_amount") + part.amount,
+        )
+    order.refunded_amount += refund.amount
+    if order.refunded_amount >= order.total:
+        order.status = S.REFUNDED
+    elif order.status == S.PAID:
+        order.status = S.PARTIALLY_REFUNDED
+    order.save(update_fields=["refunded_amount", "status"])
+    if refund.restock:
+        restock: dict[int, int] = defaultdict(int)
+        for part in parts:
+            if part.quantity:
+                restock[part.order_line.sku_id] += part.quantity
+        for sku_id, quantity in sorted(restock.items()):
+            stock_restore(sku_id=sku_id, quantity=quantity)
+    events.fire(
+        events.ORDER_REFUNDED,
+        order_id=order.pk,
+        refund_id=refund.pk,
+        customer_id=order.customer_id,
+        community_id=order.community_id,
+        amount=refund.amount,
+        order_refunded_amount=order.refunded_amount,
+        order_total=order.total,
+        order_status=order.status,
+        fully_refunded=order.status == S.REFUNDED,
+        lines=[
+            {
+                "order_line_id": part.order_line_id,
+                "sku_id": part.order_line.sku_id,
+                "quantity": part.quantity,
+                "amount": part.amount,
+            }
+            for part in parts
+        ],
+    )
+    return order
+
+
+def refund_mark_succeeded(*, refund_id: int, provider_ref: str | None = None) -> Refund:
+    """The provider returned the money. Applies an order refund to the order (lines, refunded
+    amount, status, restock, ``order_refunded`` event) and tells the customer. Idempotent: a
+    succeeded refund is returned unchanged. Locks the refund, then the order."""
+    with transaction.atomic():
+        refund = _lock_refund(refund_id)
+        if refund.status == R.SUCCEEDED:
+            return refund
+        if refund.status not in (R.APPROVED, R.FAILED):
+            raise _illegal(refund, R.SUCCEEDED)
+        refund.status = R.SUCCEEDED
+        refund.succeeded_at = timezone.now()
+        fields = ["status", "succeeded_at"]
+        if provider_ref and not refund.provider_ref:
+            refund.provider_ref = provider_ref
+            fields.append("provider_ref")
+        refund.save(update_fields=fields)
+        parts = list(RefundLine.objects.filter(refund=refund).select_related("order_line"))
+        # An order refund has lines; a refund of an unapplied payment has none and leaves the
+        # order alone.
+        order = _apply_to_order(refund, parts) if parts else Order.objects.get(pk=refund.order_id)
+        if refund.payment_id:
+            Payment.objects.filter(pk=refund.payment_id).update(
+                refunded_amount=F("refunded_amount") + refund.amount
+            )
+        notify(
+            user_id=Customer.objects.values_list("user_id", flat=True).get(pk=order.customer_id),
+            kind="refund_succeeded",
+            title="Refund sent",
+            body=f"{format_minor(refund.amount, order.currency)} is on its way back for order "
+            f"{order.number}.",
+            data={"order_id": order.pk, "refund_id": refund.pk, "amount": refund.amount},
+            dedupe_key=f"refund:{refund.pk}:succeeded",
+        )
+        return refund
+
+
+def refund_mark_failed(*, refund_id: int, message: str) -> Refund:
+    """The provider refused the refund: approved → failed (the order is unchanged and a new
+    refund may be opened). Any other state is returned unchanged (a late failure report never
+    undoes a success)."""
+    with transaction.atomic():
+        refund = _lock_refund(refund_id)
+        if refund.status != R.APPROVED:
+            return refund
+        refund.status = R.FAILED
+        refund.failure_message = message[:500]
+        refund.save(update_fields=["status", "failure_message"])
+        return refund

@@ -1,0 +1,200 @@
+"""Stock reservations: reserve on order creation, commit on payment, release on cancel/expiry.
+
+``Sku.stock`` is what can still be reserved. Reserving decrements it with a conditional update
+(``... SET stock = stock - n WHERE id = .. AND stock >= n``), so concurrent buyers can never
+oversell and stock never goes negative (a CHECK constraint backs this up). SKUs are always
+decremented in id order, so two multi-SKU orders cannot deadlock.
+
+Round trips are the cost that matters on a hot SKU (PITFALLS.md): on PostgreSQL each SKU is
+reserved with ONE statement that decrements the stock and inserts the reservation row
+(``WITH s AS (UPDATE ... RETURNING id) INSERT ... SELECT ... FROM s``); a single-SKU reservation
+outside a transaction is therefore one round trip. Other databases (SQLite in the embedded
+default) use the ORM update plus one ``bulk_create``.
+
+A SKU found short (by the plain read in ``order_create`` or by a failed conditional update) is
+remembered in the cache for ``SHORT_MEMO_SECONDS`` with the stock that was seen; during that time
+a request for more than that is refused without touching the database (a sold-out flash sale is
+mostly refusals). Releasing or restoring stock forgets the memo after commit, so within the same
+deployment's cache a returned unit is on sale again at once; a stock change made elsewhere (a
+catalog edit) is seen at the latest after the memo expires. The memo never lets a request
+through: the conditional update stays the guard.
+"""
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import Conflict
+from shop.models import Order, Sku, StockReservation
+
+logger = logging.getLogger(__name__)
+
+SHORT_MEMO_SECONDS = 1  # 0 disables the memo
+
+
+def _memo_key(sku_id: int) -> str:
+    return f"stock:short:{sku_id}"
+
+
+def stock_refuse_known_short(*, quantities: dict[int, int]) -> None:
+    """Raise ``out_of_stock`` at once for a SKU recently seen with less stock than asked for."""
+    if not SHORT_MEMO_SECONDS:
+        return
+    try:
+        seen = cache.get_many([_memo_key(sku_id) for sku_id in quantities])
+    except Exception:  # the memo is an optimisation: without the cache, ask the database
+        logger.warning("stock memo unavailable", exc_info=True)
+        return
+    for sku_id, quantity in sorted(quantities.items()):
+        available = seen.get(_memo_key(sku_id))
+        if available is not None and quantity > available:
+            raise out_of_stock(sku_id=sku_id, available=available)
+
+
+def stock_remember_short(*, sku_id: int, available: int) -> None:
+    if not SHORT_MEMO_SECONDS:
+        return
+    try:
+        cache.set(_memo_key(sku_id), max(available, 0), SHORT_MEMO_SECONDS)
+    except Exception:
+        logger.warning("stock memo unavailable", exc_info=True)
+
+
+def stock_forget_short(*, sku_ids: list[int]) -> None:
+    """Stock of these SKUs went up: drop what the memo says about them, now and again after
+    commit (a read between the two could have remembered the old stock)."""
+
+    def forget() -> None:
+        try:
+            cache.delete_many([_memo_key(sku_id) for sku_id in sku_ids])
+        except Exception:
+            logger.warning("stock memo unavailable", exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+def out_of_stock(*, sku_id: int, available: int) -> Conflict:
+    return Conflict(
+        "Not enough stock for this item.",
+        code="out_of_stock",
+        details={"sku_id": sku_id, "available": max(available, 0)},
+    )
+
+
+def _merged(lines: list[tuple[Sku, int]]) -> list[tuple[int, int]]:
+    """``(sku_id, quantity)`` with duplicates added, in sku id order (the global lock order)."""
+    quantities: dict[int, int] = defaultdict(int)
+    for sku, quantity in lines:
+        if quantity <= 0:
+            raise ValueError("reserved quantities must be positive")
+        quantities[sku.pk] += quantity
+    return sorted(quantities.items())
+
+
+def _short(sku_id: int) -> Conflict:
+    """The conditional update found too little stock: say how much there is, and remember it."""
+    available = Sku.objects.filter(pk=sku_id).values_list("stock", flat=True).first() or 0
+    stock_remember_short(sku_id=sku_id, available=available)
+    return out_of_stock(sku_id=sku_id, available=available)
+
+
+# One round trip: decrement if enough is left, and record the reservation only if it was.
+_RESERVE_SQL = """
+WITH s AS (
+    UPDATE shop_sku SET stock = stock - %(quantity)s
+    WHERE id = %(sku_id)s AND stock >= %(quantity)s
+    RETURNING id
+)
+INSERT INTO shop_stockreservation (sku_id, order_id, quantity, status, expires_at, created_at)
+SELECT s.id, %(order_id)s, %(quantity)s, %(status)s, %(expires_at)s, %(now)s FROM s
+"""
+
+
+def _reserve_postgresql(order_id: int, items: list[tuple[int, int]], expires_at: datetime) -> None:
+    params = {
+        "order_id": order_id,
+        "status": StockReservation.Status.ACTIVE.value,
+        "expires_at": expires_at,
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        for sku_id, quantity in items:
+            cursor.execute(_RESERVE_SQL, {**params, "sku_id": sku_id, "quantity": quantity})
+            if cursor.rowcount != 1:
+                raise _short(sku_id)
+
+
+def _reserve_orm(order_id: int, items: list[tuple[int, int]], expires_at: datetime) -> None:
+    for sku_id, quantity in items:
+        taken = Sku.objects.filter(pk=sku_id, stock__gte=quantity).update(
+            stock=F("stock") - quantity
+        )
+        if taken != 1:
+            raise _short(sku_id)
+    StockReservation.objects.bulk_create(
+        StockReservation(order_id=order_id, sku_id=sku_id, quantity=quantity, expires_at=expires_at)
+        for sku_id, quantity in items
+    )
+
+
+def stock_reserve(*, order: Order, lines: list[tuple[Sku, int]], expires_at: datetime) -> None:
+    """Hold ``lines`` for ``order`` until ``expires_at``, all or nothing.
+
+    Raises ``out_of_stock`` (409, details ``{"sku_id", "available"}``) for the first SKU (in id
+    order) that cannot be served, having taken nothing.
+    """
+    items = _merged(lines)
+    if not items:
+        return
+    reserve = _reserve_postgresql if connection.vendor == "postgresql" else _reserve_orm
+    if len(items) == 1 and connection.vendor == "postgresql":
+        reserve(order.pk, items, expires_at)  # one statement: atomic on its own
+        return
+    with transaction.atomic():  # a savepoint inside a caller's transaction: it may go on
+        reserve(order.pk, items, expires_at)
+
+
+def stock_commit(*, order: Order) -> int:
+    """The order was paid: its active reservations become permanent (stock stays decremented).
+    Returns the number of reservations committed."""
+    return StockReservation.objects.filter(
+        order=order, status=StockReservation.Status.ACTIVE
+    ).update(status=StockReservation.Status.COMMITTED)
+
+
+def stock_release(*, order: Order) -> int:
+    """Give back the stock of the order's active reservations (cancel, expiry). Idempotent:
+    released or committed reservations are left alone. Returns the units put back."""
+    with transaction.atomic(savepoint=False):
+        held = list(
+            StockReservation.objects.select_for_update()
+            .filter(order=order, status=StockReservation.Status.ACTIVE)
+            .order_by("sku_id", "id")
+            .values_list("id", "sku_id", "quantity")
+        )
+        if not held:
+            return 0
+        StockReservation.objects.filter(pk__in=[row[0] for row in held]).update(
+            status=StockReservation.Status.RELEASED
+        )
+        per_sku: dict[int, int] = defaultdict(int)
+        for _, sku_id, quantity in held:
+            per_sku[sku_id] += quantity
+        for sku_id, quantity in sorted(per_sku.items()):
+            Sku.objects.filter(pk=sku_id).update(stock=F("stock") + quantity)
+        stock_forget_short(sku_ids=sorted(per_sku))
+        return sum(per_sku.values())
+
+
+def stock_restore(*, sku_id: int, quantity: int) -> None:
+    """Put refunded, undelivered units back on sale."""
+    if quantity <= 0:
+        raise ValueError("restored quantity must be positive")
+    Sku.objects.filter(pk=sku_id).update(stock=F("stock") + quantity)
+    stock_forget_short(sku_ids=[sku_id])

@@ -1,0 +1,38 @@
+"""Celery tasks of the shop: thin, take ids, safe to run twice (the services they call lock the
+rows they change and re-check state)."""
+
+from typing import Any
+
+from celery import shared_task
+
+
+@shared_task
+def orders_expire_due() -> int:
+    """Periodic: cancel unpaid orders past their payment deadline and release their stock."""
+    from shop.services.orders import orders_expire_due as expire
+
+    return expire()
+
+
+@shared_task
+def orders_complete_due() -> int:
+    """Periodic: complete fulfilled orders whose after-sale window has passed."""
+    from shop.services.orders import orders_complete_due as complete
+
+    return complete()
+
+
+@shared_task
+def refund_send(refund_id: int) -> None:
+    """Send an approved refund to the payment provider (owned by the payments area)."""
+    from shop.services.payments import refund_send as send
+
+    send(refund_id=refund_id)
+
+
+@shared_task
+def dispatch_event(event_name: str, handler: str, payload: dict[str, Any]) -> bool:
+    """Deliver one shop event to one subscriber (see shop/events.py)."""
+    from shop.events import dispatch
+
+    return dispatch(event_name, handler, payload)
