@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.tasks.orders_complete_due",
         "schedule": 600.0,
     },
+    "refunds-resend-stuck": {
+        "task": "shop.tasks.refunds_resend_stuck",
+        "schedule": 300.0,
+    },
     "idempotency-purge-expired": {
         "task": "core.tasks.idempotency_purge_expired",
         "schedule": 3600.0,

@@ -36,3 +36,11 @@ def dispatch_event(event_name: str, handler: str, payload: dict[str, Any]) -> bo
     from shop.events import dispatch
 
     return dispatch(event_name, handler, payload)
+
+
+@shared_task
+def refunds_resend_stuck() -> int:
+    """Periodic: resend approved refunds that never reached the provider (payments area)."""
+    from shop.services.payments import refunds_resend_stuck as resend
+
+    return resend()

@@ -28,8 +28,14 @@ class OrderLineInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = readonly_fields = [
-        "sku", "product_title", "sku_code", "unit_price", "quantity", "line_total",
-        "refunded_quantity", "refunded_amount",
+        "sku",
+        "product_title",
+        "sku_code",
+        "unit_price",
+        "quantity",
+        "line_total",
+        "refunded_quantity",
+        "refunded_amount",
     ]
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -39,7 +45,13 @@ class OrderLineInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = [
-        "number", "customer", "status", "delivery_mode", "community", "total", "refunded_amount",
+        "number",
+        "customer",
+        "status",
+        "delivery_mode",
+        "community",
+        "total",
+        "refunded_amount",
         "created_at",
     ]
     list_filter = ["status", "delivery_mode", "community"]
@@ -59,15 +71,21 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description="Fulfil (handed over / pickup verified)", permissions=["change"])
     def fulfil(self, request, queryset):
         _run_each(
-            self, request, queryset,
-            lambda order: order_fulfil(order_id=order.pk, actor=request.user), "Fulfilled",
+            self,
+            request,
+            queryset,
+            lambda order: order_fulfil(order_id=order.pk, actor=request.user),
+            "Fulfilled",
         )
 
     @admin.action(description="Cancel unpaid orders", permissions=["change"])
     def cancel(self, request, queryset):
         _run_each(
-            self, request, queryset,
-            lambda order: order_cancel(order_id=order.pk, reason="staff"), "Cancelled",
+            self,
+            request,
+            queryset,
+            lambda order: order_cancel(order_id=order.pk, reason="staff"),
+            "Cancelled",
         )
 
 
@@ -100,13 +118,19 @@ class RefundAdmin(admin.ModelAdmin):
     @admin.action(description="Approve (send the money back)", permissions=["change"])
     def approve(self, request, queryset):
         _run_each(
-            self, request, queryset,
-            lambda refund: refund_approve(refund_id=refund.pk, staff=request.user), "Approved",
+            self,
+            request,
+            queryset,
+            lambda refund: refund_approve(refund_id=refund.pk, staff=request.user),
+            "Approved",
         )
 
     @admin.action(description="Reject", permissions=["change"])
     def reject(self, request, queryset):
         _run_each(
-            self, request, queryset,
-            lambda refund: refund_reject(refund_id=refund.pk, staff=request.user), "Rejected",
+            self,
+            request,
+            queryset,
+            lambda refund: refund_reject(refund_id=refund.pk, staff=request.user),
+            "Rejected",
         )

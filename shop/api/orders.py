@@ -3,6 +3,7 @@
 from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.pagination import paginate
+from ninja.responses import Status
 
 from core.errors import PermissionDenied
 from core.http import bearer_auth, idempotent, require_perm, staff_auth
@@ -48,7 +49,9 @@ def _refund_view(refund_id: int) -> RefundOut:
 
 # --- customers ----------------------------------------------------------------------------------
 @router.post(
-    "/orders", response={201: OrderOut}, auth=bearer_auth,
+    "/orders",
+    response={201: OrderOut},
+    auth=bearer_auth,
     summary="Place an order and reserve its stock until the payment deadline",
 )
 @idempotent
@@ -64,7 +67,7 @@ def order_create(request: HttpRequest, payload: OrderCreateIn):
         coupon_code=payload.coupon_code,
         note=payload.note,
     )
-    return 201, _mine(order.pk, customer)
+    return Status(201, _mine(order.pk, customer))
 
 
 @router.get("/orders", response=list[OrderOut], auth=bearer_auth, summary="My orders, newest first")
@@ -79,7 +82,9 @@ def order_detail(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/orders/{order_id}/cancel", response=OrderOut, auth=bearer_auth,
+    "/orders/{order_id}/cancel",
+    response=OrderOut,
+    auth=bearer_auth,
     summary="Cancel my unpaid order (its stock is released)",
 )
 def order_cancel(request: HttpRequest, order_id: int):
@@ -89,7 +94,9 @@ def order_cancel(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/orders/{order_id}/confirm-receipt", response=OrderOut, auth=bearer_auth,
+    "/orders/{order_id}/confirm-receipt",
+    response=OrderOut,
+    auth=bearer_auth,
     summary="Confirm I received my fulfilled order (completes it)",
 )
 def order_confirm_receipt(request: HttpRequest, order_id: int):
@@ -99,7 +106,9 @@ def order_confirm_receipt(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/orders/{order_id}/refunds", response={201: RefundOut}, auth=bearer_auth,
+    "/orders/{order_id}/refunds",
+    response={201: RefundOut},
+    auth=bearer_auth,
     summary="Ask for a refund (everything left, some units of lines, or an amount)",
 )
 @idempotent
@@ -111,11 +120,13 @@ def refund_request(request: HttpRequest, order_id: int, payload: RefundRequestIn
         amount=payload.amount,
         note=payload.note,
     )
-    return 201, _refund_view(refund.pk)
+    return Status(201, _refund_view(refund.pk))
 
 
 @router.get(
-    "/orders/{order_id}/refunds", response=list[RefundOut], auth=bearer_auth,
+    "/orders/{order_id}/refunds",
+    response=list[RefundOut],
+    auth=bearer_auth,
     summary="Refunds of my order",
 )
 def order_refunds(request: HttpRequest, order_id: int):
@@ -124,7 +135,9 @@ def order_refunds(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/pickup/verify", response=OrderOut, auth=bearer_auth,
+    "/pickup/verify",
+    response=OrderOut,
+    auth=bearer_auth,
     summary="Community leader or staff: redeem a pickup code (the order is fulfilled)",
 )
 def pickup_verify(request: HttpRequest, payload: PickupVerifyIn):
@@ -134,8 +147,11 @@ def pickup_verify(request: HttpRequest, payload: PickupVerifyIn):
 
 # --- staff ----------------------------------------------------------------------------------------
 @router.get(
-    "/staff/orders", response=list[StaffOrderOut], auth=staff_auth,
-    summary="Staff: all orders, filtered", tags=["staff: orders"],
+    "/staff/orders",
+    response=list[StaffOrderOut],
+    auth=staff_auth,
+    summary="Staff: all orders, filtered",
+    tags=["staff: orders"],
 )
 @paginate
 def staff_order_list(request: HttpRequest, filters: Query[StaffOrderFilter]):
@@ -144,8 +160,11 @@ def staff_order_list(request: HttpRequest, filters: Query[StaffOrderFilter]):
 
 
 @router.get(
-    "/staff/orders/{order_id}", response=StaffOrderOut, auth=staff_auth,
-    summary="Staff: one order", tags=["staff: orders"],
+    "/staff/orders/{order_id}",
+    response=StaffOrderOut,
+    auth=staff_auth,
+    summary="Staff: one order",
+    tags=["staff: orders"],
 )
 def staff_order_detail(request: HttpRequest, order_id: int):
     require_perm(request, "shop.view_order")
@@ -153,7 +172,9 @@ def staff_order_detail(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/staff/orders/{order_id}/fulfil", response=StaffOrderOut, auth=bearer_auth,
+    "/staff/orders/{order_id}/fulfil",
+    response=StaffOrderOut,
+    auth=bearer_auth,
     summary="Staff (or the community leader, for leader delivery): mark an order handed over",
     tags=["staff: orders"],
 )
@@ -163,8 +184,11 @@ def staff_order_fulfil(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/staff/orders/{order_id}/cancel", response=StaffOrderOut, auth=staff_auth,
-    summary="Staff: cancel an unpaid order", tags=["staff: orders"],
+    "/staff/orders/{order_id}/cancel",
+    response=StaffOrderOut,
+    auth=staff_auth,
+    summary="Staff: cancel an unpaid order",
+    tags=["staff: orders"],
 )
 def staff_order_cancel(request: HttpRequest, order_id: int):
     require_perm(request, "shop.change_order")
@@ -173,8 +197,11 @@ def staff_order_cancel(request: HttpRequest, order_id: int):
 
 
 @router.post(
-    "/staff/orders/{order_id}/refunds", response={201: RefundOut}, auth=staff_auth,
-    summary="Staff: refund an order now (approved at once)", tags=["staff: refunds"],
+    "/staff/orders/{order_id}/refunds",
+    response={201: RefundOut},
+    auth=staff_auth,
+    summary="Staff: refund an order now (approved at once)",
+    tags=["staff: refunds"],
 )
 @idempotent
 def staff_refund_issue(request: HttpRequest, order_id: int, payload: RefundIssueIn):
@@ -187,12 +214,15 @@ def staff_refund_issue(request: HttpRequest, order_id: int, payload: RefundIssue
         restock=payload.restock,
         note=payload.note,
     )
-    return 201, _refund_view(refund.pk)
+    return Status(201, _refund_view(refund.pk))
 
 
 @router.get(
-    "/staff/refunds", response=list[RefundOut], auth=staff_auth,
-    summary="Staff: refunds (e.g. ?status=requested to decide)", tags=["staff: refunds"],
+    "/staff/refunds",
+    response=list[RefundOut],
+    auth=staff_auth,
+    summary="Staff: refunds (e.g. ?status=requested to decide)",
+    tags=["staff: refunds"],
 )
 @paginate
 def staff_refund_list(
@@ -203,8 +233,11 @@ def staff_refund_list(
 
 
 @router.post(
-    "/staff/refunds/{refund_id}/approve", response=RefundOut, auth=staff_auth,
-    summary="Staff: approve a requested refund (the money is sent)", tags=["staff: refunds"],
+    "/staff/refunds/{refund_id}/approve",
+    response=RefundOut,
+    auth=staff_auth,
+    summary="Staff: approve a requested refund (the money is sent)",
+    tags=["staff: refunds"],
 )
 def staff_refund_approve(request: HttpRequest, refund_id: int):
     require_perm(request, "shop.change_refund")
@@ -213,8 +246,11 @@ def staff_refund_approve(request: HttpRequest, refund_id: int):
 
 
 @router.post(
-    "/staff/refunds/{refund_id}/reject", response=RefundOut, auth=staff_auth,
-    summary="Staff: reject a requested refund", tags=["staff: refunds"],
+    "/staff/refunds/{refund_id}/reject",
+    response=RefundOut,
+    auth=staff_auth,
+    summary="Staff: reject a requested refund",
+    tags=["staff: refunds"],
 )
 def staff_refund_reject(request: HttpRequest, refund_id: int, payload: RefundRejectIn):
     require_perm(request, "shop.change_refund")

@@ -98,6 +98,9 @@ class OrderLine(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku_code}"
+
 
 class StockReservation(models.Model):
     """Units of a SKU held for an unpaid order until ``expires_at``."""
@@ -122,3 +125,6 @@ class StockReservation(models.Model):
                 name="reservation_active_expiry",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x sku {self.sku_id} for order {self.order_id} ({self.status})"

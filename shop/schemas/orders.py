@@ -4,7 +4,12 @@ from typing import Any, Literal
 from ninja import Field, Schema
 
 OrderStatus = Literal[
-    "pending_payment", "paid", "fulfilled", "completed", "cancelled", "partially_refunded",
+    "pending_payment",
+    "paid",
+    "fulfilled",
+    "completed",
+    "cancelled",
+    "partially_refunded",
     "refunded",
 ]
 DeliveryMode = Literal["pickup", "courier", "leader_delivery"]

@@ -124,21 +124,24 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
         raise InvalidInput("An order needs at least one line.", code="no_lines")
     if len(lines) > MAX_LINES:
         raise InvalidInput(
-            f"An order has at most {MAX_LINES} lines.", code="too_many_lines",
+            f"An order has at most {MAX_LINES} lines.",
+            code="too_many_lines",
             details={"max": MAX_LINES},
         )
     merged: dict[int, int] = defaultdict(int)
     for sku_id, quantity in lines:
         if not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidInput(
-                f"Quantities are between 1 and {MAX_QUANTITY}.", code="invalid_quantity",
+                f"Quantities are between 1 and {MAX_QUANTITY}.",
+                code="invalid_quantity",
                 details={"sku_id": sku_id, "quantity": quantity},
             )
         merged[sku_id] += quantity  # the same SKU twice is one line with the summed quantity
     for sku_id, quantity in merged.items():
         if quantity > MAX_QUANTITY:
             raise InvalidInput(
-                f"Quantities are between 1 and {MAX_QUANTITY}.", code="invalid_quantity",
+                f"Quantities are between 1 and {MAX_QUANTITY}.",
+                code="invalid_quantity",
                 details={"sku_id": sku_id, "quantity": quantity},
             )
     return dict(merged)
@@ -162,7 +165,8 @@ def _load_skus(quantities: dict[int, int]) -> list[Sku]:
     for sku in skus:
         if not sku.is_active or sku.product.status != Product.Status.ON_SALE:
             raise Conflict(
-                "This item is not on sale.", code="product_unavailable",
+                "This item is not on sale.",
+                code="product_unavailable",
                 details={"sku_id": sku.pk, "product_id": sku.product_id},
             )
     for sku in skus:
@@ -192,7 +196,8 @@ def _resolve_delivery(
     """The order's community, pickup point and address snapshot for ``delivery_mode``."""
     if delivery_mode not in Order.DeliveryMode.values:
         raise InvalidInput(
-            "Unknown delivery mode.", code="invalid_delivery_mode",
+            "Unknown delivery mode.",
+            code="invalid_delivery_mode",
             details={"allowed": list(Order.DeliveryMode.values)},
         )
     community = pickup_point = address = None
@@ -204,7 +209,8 @@ def _resolve_delivery(
         )
         if pickup_point is None or not pickup_point.is_active:
             raise InvalidInput(
-                "This pickup point is not available.", code="pickup_point_unavailable",
+                "This pickup point is not available.",
+                code="pickup_point_unavailable",
                 details={"pickup_point_id": pickup_point_id},
             )
         if community_id is not None and pickup_point.community_id != community_id:
@@ -223,9 +229,7 @@ def _resolve_delivery(
             raise InvalidInput("Choose a delivery address.", code="address_required")
         if delivery_mode == Order.DeliveryMode.LEADER_DELIVERY:
             if community is None:
-                raise InvalidInput(
-                    "Leader delivery needs a community.", code="community_required"
-                )
+                raise InvalidInput("Leader delivery needs a community.", code="community_required")
             if community.leader_id is None:
                 raise InvalidInput(
                     "This community has no leader to deliver.", code="community_has_no_leader"
@@ -253,7 +257,8 @@ def _check_offered_in(skus: list[Sku], community: Community | None) -> None:
     for sku in restricted:
         if sku.product_id not in offered:
             raise Conflict(
-                "This item is not offered in your community.", code="product_unavailable",
+                "This item is not offered in your community.",
+                code="product_unavailable",
                 details={"sku_id": sku.pk, "product_id": sku.product_id},
             )
 
@@ -311,15 +316,19 @@ def order_create(
 
     Unknown SKU: 404 ``sku_not_found``. Inactive SKU / product not on sale / not offered in the
     community: 409 ``product_unavailable``. Sold out: 409 ``out_of_stock`` (refused by the
-    short-stock memo or a plain read before any write; see shop.services.stock). Over ``purchase_limit``: 409 ``purchase_limit_exceeded``. Bad
-    quantity (not 1..999), no lines, more than 50 lines, delivery details missing or wrong: 422.
+    short-stock memo or a plain read before any write; see shop.services.stock). Over
+    ``purchase_limit``: 409 ``purchase_limit_exceeded``. Bad quantity (not 1..999), no lines,
+    more than 50 lines, delivery details missing or wrong: 422.
     """
     quantities = _check_lines(lines)
     stock_refuse_known_short(quantities=quantities)
     skus = _load_skus(quantities)
     community, pickup_point, address = _resolve_delivery(
-        customer=customer, delivery_mode=delivery_mode, community_id=community_id,
-        pickup_point_id=pickup_point_id, address_id=address_id,
+        customer=customer,
+        delivery_mode=delivery_mode,
+        community_id=community_id,
+        pickup_point_id=pickup_point_id,
+        address_id=address_id,
     )
     _check_offered_in(skus, community)
     pricing = order_price(
@@ -328,8 +337,12 @@ def order_create(
             community=community,
             coupon_code=coupon_code,
             lines=tuple(
-                PricingLine(sku_id=sku.pk, product_id=sku.product_id, unit_price=sku.price,
-                            quantity=quantities[sku.pk])
+                PricingLine(
+                    sku_id=sku.pk,
+                    product_id=sku.product_id,
+                    unit_price=sku.price,
+                    quantity=quantities[sku.pk],
+                )
                 for sku in skus
             ),
         )
@@ -379,7 +392,8 @@ def order_get_payable(*, order_id: int, customer: Customer) -> Order:
         raise order_not_found()
     if order.status != S.PENDING_PAYMENT or order.payment_deadline <= timezone.now():
         raise Conflict(
-            "This order cannot be paid.", code="order_not_payable",
+            "This order cannot be paid.",
+            code="order_not_payable",
             details={"status": order.status, "payment_deadline": _iso(order.payment_deadline)},
         )
     return order
@@ -490,9 +504,10 @@ def orders_expire_due() -> int:
 
 # --- fulfil / pickup ----------------------------------------------------------------------------
 def _is_leader(user: User, community_id: int | None) -> bool:
-    return community_id is not None and Community.objects.filter(
-        pk=community_id, leader__user_id=user.pk
-    ).exists()
+    return (
+        community_id is not None
+        and Community.objects.filter(pk=community_id, leader__user_id=user.pk).exists()
+    )
 
 
 def _authorize_fulfilment(actor: User, order: Order, *, allowed_mode: str) -> None:
@@ -507,7 +522,8 @@ def _authorize_fulfilment(actor: User, order: Order, *, allowed_mode: str) -> No
         )
     if order.delivery_mode != allowed_mode:
         raise PermissionDenied(
-            "Community leaders may not fulfil this kind of order.", code="fulfilment_not_allowed",
+            "Community leaders may not fulfil this kind of order.",
+            code="fulfilment_not_allowed",
             details={"delivery_mode": order.delivery_mode},
         )
 
@@ -518,16 +534,16 @@ def _fulfil(order: Order) -> Order:
     if order.status not in (S.PAID, S.PARTIALLY_REFUNDED):
         raise illegal_transition(order, S.FULFILLED)
     if has_open_refund(order):
-        raise Conflict(
-            "Decide the open refund of this order first.", code="refund_in_progress"
-        )
+        raise Conflict("Decide the open refund of this order first.", code="refund_in_progress")
     now = timezone.now()
     order.status = S.FULFILLED
     order.fulfilled_at = now
     order.auto_complete_at = now + settings.AFTER_SALE_WINDOW
     order.save(update_fields=["status", "fulfilled_at", "auto_complete_at"])
     events.fire(
-        events.ORDER_FULFILLED, **_event_base(order), delivery_mode=order.delivery_mode,
+        events.ORDER_FULFILLED,
+        **_event_base(order),
+        delivery_mode=order.delivery_mode,
         fulfilled_at=_iso(now),
     )
     notify(
@@ -572,8 +588,11 @@ def _complete(order: Order, now: datetime) -> None:
     order.completed_at = now
     order.save(update_fields=["status", "completed_at"])
     events.fire(
-        events.ORDER_COMPLETED, **_event_base(order), total=order.total,
-        refunded_amount=order.refunded_amount, completed_at=_iso(now),
+        events.ORDER_COMPLETED,
+        **_event_base(order),
+        total=order.total,
+        refunded_amount=order.refunded_amount,
+        completed_at=_iso(now),
     )
 
 
@@ -592,9 +611,8 @@ def order_complete(*, order_id: int, customer: Customer | None = None) -> Order:
 def orders_complete_due() -> int:
     """Complete fulfilled orders whose after-sale window has passed."""
     return _sweep(
-        lambda now: Order.objects.filter(
-            status=S.FULFILLED, auto_complete_at__lte=now
-        ).order_by("auto_complete_at", "id"),
+        lambda now: Order.objects.filter(status=S.FULFILLED, auto_complete_at__lte=now).order_by(
+            "auto_complete_at", "id"
+        ),
         _complete,
     )
-

@@ -66,13 +66,12 @@ def _unit_amount(line: OrderLine, quantity: int) -> int:
 def _exceeds(details: dict[str, Any]) -> Conflict:
     return Conflict(
         "This is more than what was paid and not yet refunded.",
-        code="refund_exceeds_paid", details=details,
+        code="refund_exceeds_paid",
+        details=details,
     )
 
 
-def _plan(
-    order: Order, *, lines: list[dict[str, int]] | None, amount: int | None
-) -> list[_Part]:
+def _plan(order: Order, *, lines: list[dict[str, int]] | None, amount: int | None) -> list[_Part]:
     """How the refund falls on the order's lines (read under the order lock)."""
     if lines is not None and amount is not None:
         raise InvalidInput(
@@ -88,12 +87,14 @@ def _plan(
             line_id, quantity = int(item["order_line_id"]), int(item["quantity"])
             if quantity < 1:
                 raise InvalidInput(
-                    "Refunded quantities are positive.", code="invalid_quantity",
+                    "Refunded quantities are positive.",
+                    code="invalid_quantity",
                     details={"order_line_id": line_id, "quantity": quantity},
                 )
             if line_id not in order_lines:
                 raise NotFound(
-                    "This order has no such line.", code="order_line_not_found",
+                    "This order has no such line.",
+                    code="order_line_not_found",
                     details={"order_line_id": line_id},
                 )
             wanted[line_id] += quantity
@@ -166,7 +167,8 @@ def _create(
 def _check_refundable(order: Order, allowed: tuple[str, ...]) -> None:
     if order.status not in allowed:
         raise Conflict(
-            f"An order that is {order.status} cannot be refunded.", code="order_not_refundable",
+            f"An order that is {order.status} cannot be refunded.",
+            code="order_not_refundable",
             details={"status": order.status},
         )
     if has_open_refund(order):
@@ -188,8 +190,13 @@ def refund_request(
         _check_refundable(order, CUSTOMER_REFUNDABLE)
         parts = _plan(order, lines=lines, amount=amount)
         return _create(
-            order, parts, status=R.REQUESTED, reason=Refund.Reason.CUSTOMER_REQUEST,
-            restock=order.fulfilled_at is None, note=note, requested_by=customer.user,
+            order,
+            parts,
+            status=R.REQUESTED,
+            reason=Refund.Reason.CUSTOMER_REQUEST,
+            restock=order.fulfilled_at is None,
+            note=note,
+            requested_by=customer.user,
         )
 
 
@@ -210,9 +217,14 @@ def refund_issue(
         _check_refundable(order, STAFF_REFUNDABLE)
         parts = _plan(order, lines=lines, amount=amount)
         refund = _create(
-            order, parts, status=R.APPROVED, reason=reason,
-            restock=order.fulfilled_at is None if restock is None else restock, note=note,
-            requested_by=staff, decided_by=staff,
+            order,
+            parts,
+            status=R.APPROVED,
+            reason=reason,
+            restock=order.fulfilled_at is None if restock is None else restock,
+            note=note,
+            requested_by=staff,
+            decided_by=staff,
         )
         enqueue_on_commit(tasks.refund_send, refund.pk)
         return refund
@@ -227,7 +239,8 @@ def _lock_refund(refund_id: int) -> Refund:
 
 def _illegal(refund: Refund, to: str) -> Conflict:
     return Conflict(
-        f"A refund that is {refund.status} cannot become {to}.", code="illegal_transition",
+        f"A refund that is {refund.status} cannot become {to}.",
+        code="illegal_transition",
         details={"from": refund.status, "to": to},
     )
 

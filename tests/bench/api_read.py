@@ -70,6 +70,16 @@ def _servers(port: int) -> dict[str, list[str]]:
             "-k",
             "sync",
         ],
+        "gunicorn_sync_2x": [
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            bind,
+            "-w",
+            str(WORKERS * 2),
+            "-k",
+            "sync",
+        ],
         "gunicorn_gthread": [
             str(BIN / "gunicorn"),
             "config.wsgi",

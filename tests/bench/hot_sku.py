@@ -77,7 +77,9 @@ class _Fixture:
         from shop.models import Address, Customer, Order, Product
 
         self.tag = f"bench-{uuid.uuid4().hex[:10]}"
-        self.product = Product.objects.create(title=f"{self.tag} hot", status=Product.Status.ON_SALE)
+        self.product = Product.objects.create(
+            title=f"{self.tag} hot", status=Product.Status.ON_SALE
+        )
         self.customers, self.addresses, self.orders = [], [], []
         deadline = timezone.now() + timedelta(hours=1)
         for i in range(WORKERS):
@@ -86,14 +88,22 @@ class _Fixture:
             self.customers.append(customer)
             self.addresses.append(
                 Address.objects.create(
-                    customer=customer, recipient_name="Bench", phone="1", province="P", city="C",
+                    customer=customer,
+                    recipient_name="Bench",
+                    phone="1",
+                    province="P",
+                    city="C",
                     detail="D",
                 )
             )
             self.orders.append(
                 Order.objects.create(
-                    number=f"{self.tag}-{i}"[:32], customer=customer, delivery_mode="courier",
-                    subtotal=0, total=0, payment_deadline=deadline,
+                    number=f"{self.tag}-{i}"[:32],
+                    customer=customer,
+                    delivery_mode="courier",
+                    subtotal=0,
+                    total=0,
+                    payment_deadline=deadline,
                 )
             )
         self.skus: list = []
@@ -170,7 +180,9 @@ def _order_create_until_sold_out(fx: _Fixture, sku) -> Callable[[int], int]:
         while True:
             try:
                 order_create(
-                    customer=fx.customers[i], lines=[(sku.pk, 1)], delivery_mode="courier",
+                    customer=fx.customers[i],
+                    lines=[(sku.pk, 1)],
+                    delivery_mode="courier",
                     address_id=fx.addresses[i].pk,
                 )
             except ApplicationError as exc:
@@ -203,7 +215,9 @@ def _service_sold_out(fx: _Fixture, sku, attempts: int) -> Callable[[int], int]:
         for _ in range(attempts):
             try:
                 order_create(
-                    customer=fx.customers[i], lines=[(sku.pk, 1)], delivery_mode="courier",
+                    customer=fx.customers[i],
+                    lines=[(sku.pk, 1)],
+                    delivery_mode="courier",
                     address_id=fx.addresses[i].pk,
                 )
             except ApplicationError as exc:
@@ -223,9 +237,7 @@ def _sell_out(fx: _Fixture, stock: int, make_work) -> dict[str, Any]:
     errors = _errors(results)
     sold = sum(r for r in results if isinstance(r, int))
     final = Sku.objects.get(pk=sku.pk).stock
-    reserved = sum(
-        StockReservation.objects.filter(sku=sku).values_list("quantity", flat=True)
-    )
+    reserved = sum(StockReservation.objects.filter(sku=sku).values_list("quantity", flat=True))
     return {
         "rate": sold / seconds,
         "sold": sold,
@@ -255,7 +267,12 @@ def run(quick: bool = False) -> dict:
     fx = _Fixture()
     try:
         raw, service, checkout, raw_refusals, service_refusals, db_read_refusals = (
-            [], [], [], [], [], []
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
         )
         for _ in range(rounds):
             raw.append(_sell_out(fx, stock, lambda sku: _raw_until_sold_out(sku.pk)))

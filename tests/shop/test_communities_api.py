@@ -404,7 +404,8 @@ def test_leader_changes_are_pushed_to_the_community_topic(
 ):
     pushed = []
     monkeypatch.setattr(
-        "core.side_effects.push_now", lambda group, message: pushed.append((group, message))
+        "core.side_effects.push_now",
+        lambda group, message, *args, **kwargs: pushed.append((group, message)),
     )
     community = CommunityFactory(leader=None)
     leader = CustomerFactory()

@@ -86,10 +86,13 @@ def test_nothing_is_announced_before_commit_or_after_rollback(
     subscribed.clear()
 
     other = place()
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            order_cancel(order_id=other.pk)
-            raise RuntimeError("rolled back")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        order_cancel(order_id=other.pk)
+        raise RuntimeError("rolled back")
     assert subscribed == []
 
 
@@ -117,4 +120,6 @@ def test_unknown_events_are_refused():
 def test_paid_factory_fires_through_the_same_path(subscribed, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         order = paid()
-    assert [(name, payload["order_id"]) for name, payload in subscribed] == [("order_paid", order.pk)]
+    assert [(name, payload["order_id"]) for name, payload in subscribed] == [
+        ("order_paid", order.pk)
+    ]

@@ -62,7 +62,9 @@ def test_100_buyers_for_the_last_10_units():
         100,
         gated(
             lambda i: order_create(
-                customer=buyers[i], lines=[(sku.pk, 1)], delivery_mode="pickup",
+                customer=buyers[i],
+                lines=[(sku.pk, 1)],
+                delivery_mode="pickup",
                 pickup_point_id=point.pk,
             )
         ),
@@ -152,7 +154,9 @@ def test_concurrent_approvals_and_provider_reports_refund_once(monkeypatch):
     refund = refund_request(order_id=order.pk, customer=order.customer)
     staff = [QuickUserFactory(is_staff=True, is_superuser=True) for _ in range(8)]
     # when: eight operators approve at once
-    results = run_in_threads(8, gated(lambda i: refund_approve(refund_id=refund.pk, staff=staff[i])))
+    results = run_in_threads(
+        8, gated(lambda i: refund_approve(refund_id=refund.pk, staff=staff[i]))
+    )
     # then: approved once, sent once
     assert all(isinstance(r, Refund) and r.status == "approved" for r in results), results
     assert sent == [refund.pk]

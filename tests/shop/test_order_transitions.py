@@ -27,7 +27,14 @@ from tests.factories import (
     StaffFactory,
     UserFactory,
 )
-from tests.shop.factories_orders import SucceededPaymentFactory, fulfilled, paid, pay, place, stock_of
+from tests.shop.factories_orders import (
+    SucceededPaymentFactory,
+    fulfilled,
+    paid,
+    pay,
+    place,
+    stock_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +104,9 @@ def test_a_cancelled_order_refuses_payment_and_keeps_its_stock_released():
 
 def test_payment_after_the_deadline_is_accepted_until_the_expiry_job_ran():
     order = place()
-    with time_machine.travel(timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(minutes=1)):
+    with time_machine.travel(
+        timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(minutes=1)
+    ):
         payment = SucceededPaymentFactory(order=order)
         assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is True
         assert orders_expire_due() == 0
@@ -114,9 +123,11 @@ def test_get_payable():
         order_get_payable(order_id=order.pk, customer=CustomerFactory())
     assert (exc.value.status, exc.value.code) == (404, "not_found")
 
-    with time_machine.travel(order.payment_deadline + timedelta(seconds=1)):
-        with pytest.raises(ApplicationError) as exc:
-            order_get_payable(order_id=order.pk, customer=customer)
+    with (
+        time_machine.travel(order.payment_deadline + timedelta(seconds=1)),
+        pytest.raises(ApplicationError) as exc,
+    ):
+        order_get_payable(order_id=order.pk, customer=customer)
     assert (exc.value.status, exc.value.code) == (409, "order_not_payable")
 
     pay(order)
@@ -156,7 +167,9 @@ def test_expiry_job_runs_through_batches(monkeypatch):
     sku = SkuFactory(stock=10)
     for _ in range(5):
         place(lines=[(sku, 1)])
-    with time_machine.travel(timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(seconds=1)):
+    with time_machine.travel(
+        timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(seconds=1)
+    ):
         assert orders_expire_due() == 5
     assert stock_of(sku) == 10
     assert not StockReservation.objects.filter(status="active").exists()
@@ -166,11 +179,13 @@ def test_expiry_task_is_the_service():
     from shop.tasks import orders_expire_due as task
 
     place()
-    with time_machine.travel(timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(seconds=1)):
+    with time_machine.travel(
+        timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(seconds=1)
+    ):
         assert task.delay().get() == 1
 
 
-# --- fulfilment: staff, leader, pickup code ---------------------------------------------------------
+# --- fulfilment: staff, leader, pickup code ------------------------------------------------
 def test_staff_fulfil_a_courier_order_which_starts_the_after_sale_window(operator):
     order = paid(mode="courier")
     now = timezone.now()
@@ -255,7 +270,12 @@ def test_another_communitys_leader_gets_403(client_for):
     other_leader = CommunityFactory().leader
     r = client_for(other_leader.user).post(VERIFY, json={"code": order.pickup_code})
     assert (r.status_code, r.json()["error"]["code"]) == (403, "not_community_leader")
-    assert client_for(CustomerFactory().user).post(VERIFY, json={"code": order.pickup_code}).status_code == 403
+    assert (
+        client_for(CustomerFactory().user)
+        .post(VERIFY, json={"code": order.pickup_code})
+        .status_code
+        == 403
+    )
     assert Order.objects.get(pk=order.pk).status == "paid"
 
 
@@ -304,3 +324,48 @@ def test_completed_order_cannot_be_cancelled_or_fulfilled_again():
     assert exc.value.details == {"from": "completed", "to": "cancelled"}
     assert order_fulfil(order_id=order.pk, actor=StaffFactory()).status == "completed"
 
+
+# --- admin ------------------------------------------------------------------------------------
+def test_admin_lists_orders_and_its_actions_call_the_services():
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(StaffFactory())
+    courier = paid(mode="courier")
+    unpaid = place()
+    refund = refund_request(order_id=courier.pk, customer=courier.customer, amount=100)
+
+    assert admin.get("/admin/shop/order/", {"q": courier.number}).status_code == 200
+    assert admin.get(f"/admin/shop/order/{courier.pk}/change/").status_code == 200
+    assert admin.get("/admin/shop/refund/").status_code == 200
+    assert admin.get(f"/admin/shop/refund/{refund.pk}/change/").status_code == 200
+
+    # fulfilling waits for the open refund: reported, nothing changes
+    admin.post(
+        "/admin/shop/order/", {"action": "fulfil", "_selected_action": [courier.pk]}, follow=True
+    )
+    assert Order.objects.get(pk=courier.pk).status == "paid"
+
+    admin.post("/admin/shop/refund/", {"action": "reject", "_selected_action": [refund.pk]})
+    admin.post("/admin/shop/order/", {"action": "fulfil", "_selected_action": [courier.pk]})
+    admin.post("/admin/shop/order/", {"action": "cancel", "_selected_action": [unpaid.pk]})
+    assert Order.objects.get(pk=courier.pk).status == "fulfilled"
+    assert Order.objects.get(pk=unpaid.pk).cancel_reason == "staff"
+
+
+def test_admin_approves_a_refund(django_capture_on_commit_callbacks, monkeypatch):
+    from types import SimpleNamespace
+
+    from django.test import Client
+
+    from shop import tasks as shop_tasks
+
+    sent = []
+    monkeypatch.setattr(shop_tasks, "refund_send", SimpleNamespace(delay=sent.append))
+    admin = Client()
+    admin.force_login(StaffFactory())
+    order = paid()
+    refund = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.post("/admin/shop/refund/", {"action": "approve", "_selected_action": [refund.pk]})
+    assert sent == [refund.pk]

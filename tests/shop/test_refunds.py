@@ -90,7 +90,10 @@ def test_customer_asks_staff_approve_provider_pays_back(
     # then
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == ("refunded", 4480)
-    assert [(x.refunded_quantity, x.refunded_amount) for x in lines_of(order)] == [(2, 3980), (1, 500)]
+    assert [(x.refunded_quantity, x.refunded_amount) for x in lines_of(order)] == [
+        (2, 3980),
+        (1, 500),
+    ]
     assert (stock_of(a), stock_of(b)) == (10, 10)  # not delivered: back on sale
     assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 4480
     assert Refund.objects.get(pk=refund["id"]).provider_ref == "re_1"
@@ -101,7 +104,9 @@ def test_customer_asks_staff_approve_provider_pays_back(
     assert sorted((x["sku_id"], x["quantity"], x["amount"]) for x in event["lines"]) == sorted(
         [(a.pk, 2, 3980), (b.pk, 1, 500)]
     )
-    assert Notification.objects.filter(user=order.customer.user, kind="refund_succeeded").count() == 1
+    assert (
+        Notification.objects.filter(user=order.customer.user, kind="refund_succeeded").count() == 1
+    )
     # and the customer sees it
     listed = shopper.get(refunds_url(order)).json()
     assert [(x["id"], x["status"]) for x in listed] == [(refund["id"], "succeeded")]
@@ -118,7 +123,8 @@ def test_refund_by_line_quantity_gives_the_last_unit_the_remainder(monkeypatch):
     for expected_status in ("partially_refunded", "partially_refunded", "refunded"):
         # when
         refund = refund_issue(
-            order_id=order.pk, staff=StaffFactory(),
+            order_id=order.pk,
+            staff=StaffFactory(),
             lines=[{"order_line_id": line.pk, "quantity": 1}],
         )
         refund_mark_succeeded(refund_id=refund.pk)
@@ -143,7 +149,10 @@ def test_refund_by_amount_is_allocated_over_what_is_left_on_each_line():
     refund_mark_succeeded(refund_id=rest.pk)
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == ("refunded", 4680)
-    assert [(x.refunded_amount, x.refunded_quantity) for x in lines_of(order)] == [(3980, 0), (700, 0)]
+    assert [(x.refunded_amount, x.refunded_quantity) for x in lines_of(order)] == [
+        (3980, 0),
+        (700, 0),
+    ]
     # an amount refund says nothing about units: nothing goes back on sale
     assert stock_of(a) == 98
 
@@ -158,7 +167,9 @@ def test_refund_cannot_exceed_what_was_paid(client_for):
     assert r.json()["error"]["code"] == "refund_exceeds_paid"
     assert r.json()["error"]["details"] == {"refundable": 2000, "requested": 2001}
 
-    r = shopper.post(refunds_url(order), json={"lines": [{"order_line_id": line.pk, "quantity": 3}]})
+    r = shopper.post(
+        refunds_url(order), json={"lines": [{"order_line_id": line.pk, "quantity": 3}]}
+    )
     assert r.status_code == 409
     assert r.json()["error"]["details"] == {"order_line_id": line.pk, "refundable_quantity": 2}
 
@@ -182,9 +193,13 @@ def test_refund_input_errors(client_for):
         json={"amount": 10, "lines": [{"order_line_id": line.pk, "quantity": 1}]},
     )
     assert (r.status_code, r.json()["error"]["code"]) == (422, "refund_spec_invalid")
-    r = shopper.post(refunds_url(order), json={"lines": [{"order_line_id": other_line.pk, "quantity": 1}]})
+    r = shopper.post(
+        refunds_url(order), json={"lines": [{"order_line_id": other_line.pk, "quantity": 1}]}
+    )
     assert (r.status_code, r.json()["error"]["code"]) == (404, "order_line_not_found")
-    r = shopper.post(refunds_url(order), json={"lines": [{"order_line_id": line.pk, "quantity": 0}]})
+    r = shopper.post(
+        refunds_url(order), json={"lines": [{"order_line_id": line.pk, "quantity": 0}]}
+    )
     assert r.status_code == 422
     assert shopper.post(refunds_url(order), json={"amount": 0}).status_code == 422
     assert not Refund.objects.exists()
@@ -202,7 +217,11 @@ def test_one_open_refund_per_order(client_for, operator):
 
     # once it is decided, a new one may be opened
     r = operator.post(f"/api/v1/staff/refunds/{first['id']}/reject", json={"note": "no reason"})
-    assert (r.status_code, r.json()["status"], r.json()["failure_message"]) == (200, "rejected", "no reason")
+    assert (r.status_code, r.json()["status"], r.json()["failure_message"]) == (
+        200,
+        "rejected",
+        "no reason",
+    )
     assert shopper.post(refunds_url(order), json={"amount": 100}).status_code == 201
 
 
@@ -237,7 +256,11 @@ def test_staff_issue_a_refund_that_is_approved_at_once(
             headers={"Idempotency-Key": "staff-refund-1"},
         )
     assert r.status_code == 201, r.content
-    assert (r.json()["status"], r.json()["reason"], r.json()["note"]) == ("approved", "staff", "damaged box")
+    assert (r.json()["status"], r.json()["reason"], r.json()["note"]) == (
+        "approved",
+        "staff",
+        "damaged box",
+    )
     assert sent == [r.json()["id"]]
     replay = operator.post(
         f"/api/v1/staff/orders/{order.pk}/refunds",
@@ -253,7 +276,9 @@ def test_delivered_units_are_not_restocked_by_default():
     order = fulfilled(lines=[(sku, 2)], mode="courier")
     [line] = lines_of(order)
     refund = refund_request(
-        order_id=order.pk, customer=order.customer, lines=[{"order_line_id": line.pk, "quantity": 1}]
+        order_id=order.pk,
+        customer=order.customer,
+        lines=[{"order_line_id": line.pk, "quantity": 1}],
     )
     assert refund.restock is False
     refund_approve(refund_id=refund.pk, staff=StaffFactory())
@@ -264,7 +289,9 @@ def test_delivered_units_are_not_restocked_by_default():
     assert stock_of(sku) == 8
 
     restocked = refund_issue(
-        order_id=order.pk, staff=StaffFactory(), restock=True,
+        order_id=order.pk,
+        staff=StaffFactory(),
+        restock=True,
         lines=[{"order_line_id": line.pk, "quantity": 1}],
     )
     refund_mark_succeeded(refund_id=restocked.pk)

@@ -62,9 +62,8 @@ def test_reserve_refuses_short_stock_with_details_and_takes_nothing():
     a, b = SkuFactory(stock=10), SkuFactory(stock=1)
     order = bare_order()
     # when
-    with pytest.raises(ApplicationError) as exc:
-        with transaction.atomic():
-            stock_reserve(order=order, lines=[(a, 2), (b, 2)], expires_at=timezone.now())
+    with pytest.raises(ApplicationError) as exc, transaction.atomic():
+        stock_reserve(order=order, lines=[(a, 2), (b, 2)], expires_at=timezone.now())
     # then: all or nothing
     assert exc.value.code == "out_of_stock"
     assert exc.value.status == 409
