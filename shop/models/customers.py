@@ -84,6 +84,9 @@ class CommunityMembership(models.Model):
             models.UniqueConstraint(fields=["community", "customer"], name="membership_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} in community {self.community_id}"
+
 
 class PickupPoint(models.Model):
     """自提点: where a community's orders are collected."""

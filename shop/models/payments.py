@@ -32,6 +32,9 @@ class Payment(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.provider} payment {self.pk} ({self.status})"
+
 
 class Refund(models.Model):
     class Status(models.TextChoices):
@@ -77,6 +80,9 @@ class Refund(models.Model):
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")
         ]
 
+    def __str__(self) -> str:
+        return f"refund {self.pk} of order {self.order_id} ({self.status})"
+
 
 class RefundLine(models.Model):
     """How a refund's amount falls on the order's lines (allocated exactly)."""
@@ -87,6 +93,9 @@ class RefundLine(models.Model):
     )
     quantity = models.PositiveIntegerField(default=0)
     amount = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x line {self.order_line_id}: {self.amount}"
 
 
 class WebhookEvent(models.Model):
@@ -103,3 +112,6 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.event_id}"
