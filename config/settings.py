@@ -188,6 +188,11 @@ WECHAT_LOGIN_PROVIDER = env.str(
     "WECHAT_LOGIN_PROVIDER", default="wechat" if WECHAT_APP_ID else "sandbox"
 )
 
+# --- Catalog ----------------------------------------------------------------------------------
+# The public product list is the hottest read (a leader's post sends a whole WeChat group to it at
+# once): its responses are cached this long, per URL. 0 turns the cache off.
+CATALOG_LIST_CACHE_SECONDS = env.int("CATALOG_LIST_CACHE_SECONDS", default=2)
+
 # --- Orders ---------------------------------------------------------------------------------
 STOCK_RESERVATION_TTL = timedelta(seconds=env.int("STOCK_RESERVATION_TTL_SECONDS", default=15 * 60))
 AFTER_SALE_WINDOW = timedelta(days=env.int("AFTER_SALE_WINDOW_DAYS", default=7))

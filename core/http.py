@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views.decorators.cache import cache_page
 from django_ratelimit import ALL as ALL_METHODS
 from django_ratelimit.core import get_usage
 from ninja import Field, NinjaAPI, Schema
@@ -179,6 +180,26 @@ class PagePagination(PaginationBase):
         }
 
 
+# --- Public read caching ----------------------------------------------------------------------
+def micro_cache(setting: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Django's ``cache_page`` for a public GET, with the lifetime read from ``settings.<setting>``
+    on each request (0 turns it off). Use with ``ninja.decorators.decorate_view`` so a hit skips
+    parsing, the query and serialisation entirely. Only for anonymous, public responses: the key
+    is the URL, not the caller."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            seconds = getattr(settings, setting)
+            if not seconds or request.method != "GET":
+                return view(request, *args, **kwargs)
+            return cache_page(seconds, key_prefix=setting.lower())(view)(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 # --- Authentication ------------------------------------------------------------------------
 class BearerAuth(HttpBearer):
     """``Authorization: Bearer <access token>`` for any active user."""
@@ -240,8 +261,6 @@ def _to_jsonable(result: Any) -> tuple[int, Any]:
     status = 200
     if isinstance(result, Status):
         status, result = result.status_code, result.value
-    elif isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
-        status, result = result
     if isinstance(result, BaseModel):
         return status, result.model_dump(mode="json")
     return status, json.loads(json.dumps(result, default=str))
@@ -254,7 +273,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     body: 409 ``idempotency_key_reused``. The key is claimed by inserting a row under a unique
     constraint before the work runs, so two concurrent retries cannot both write. Only successful
     responses are kept; on an error the claim is released and the client may retry the same key.
-    Views using this return a Schema instance (or ``(status, Schema)``).
+    Views using this return a Schema instance (or ``Status(code, Schema)``).
     """
 
     @wraps(view)

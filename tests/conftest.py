@@ -47,6 +47,12 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_micro_cache(settings):
+    """Tests see every change at once; tests of the cache itself turn it back on."""
+    settings.CATALOG_LIST_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
     yield

@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
+from ninja.decorators import decorate_view
+
+from core.http import micro_cache
 
 from shop.schemas.catalog import CategoryOut, ProductDetailOut, ProductPageOut
 from shop.selectors import catalog as selectors
@@ -17,7 +20,16 @@ def category_list(request: HttpRequest):
     return selectors.categories_list()
 
 
-@router.get("/products", response=ProductPageOut, summary="On-sale products, newest first")
+@router.get(
+    "/products",
+    response=ProductPageOut,
+    summary="On-sale products, newest first",
+    description=(
+        "Public and cached for `CATALOG_LIST_CACHE_SECONDS` (default 2 s): `sold_out` may lag "
+        "that long behind a sale. The product detail shows live availability."
+    ),
+)
+@decorate_view(micro_cache("CATALOG_LIST_CACHE_SECONDS"))
 def product_list(
     request: HttpRequest,
     limit: int = Query(

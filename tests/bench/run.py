@@ -21,6 +21,16 @@ from pathlib import Path
 BENCHMARKS = ["api_read", "hot_sku"]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+
+
+def _redis_answers() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(DEFAULT_REDIS, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 def _ensure_database(url: str) -> None:
@@ -57,6 +67,8 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+    if "REDIS_URL" not in os.environ and _redis_answers():
+        os.environ["REDIS_URL"] = DEFAULT_REDIS  # production-like cache and channel layer
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         print("benchmarks need PostgreSQL (DATABASE_URL=postgres://...)", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from django.http import HttpRequest
 from django.urls import path
 from ninja import Field, NinjaAPI, Schema
+from ninja.responses import Status
 
 from core.errors import Conflict
 from core.http import bearer_auth, idempotent, install_error_handlers
@@ -32,7 +33,7 @@ def item_create(request: HttpRequest, payload: ItemIn):
     created = Announcement.objects.create(
         title=payload.title, body=payload.body, send_at=datetime(2030, 1, 1, tzinfo=UTC)
     )
-    return 201, AnnouncementOut.from_orm(created)
+    return Status(201, AnnouncementOut.from_orm(created))
 
 
 @api.post("/conflict", summary="Always a domain conflict")

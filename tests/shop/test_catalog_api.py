@@ -544,3 +544,33 @@ def test_admin_adds_a_sku_on_its_own_page():
 
     assert response.status_code == 302
     assert Sku.objects.get(code="SOLO-1").stock == 30
+
+
+def test_product_list_is_micro_cached_for_anonymous_readers(anon, settings, time_machine):
+    settings.CATALOG_LIST_CACHE_SECONDS = 2
+    time_machine.move_to("2026-11-23 10:00:00+00:00", tick=False)
+    sku = SkuFactory(stock=5)
+
+    first = anon.get("/api/v1/products")
+    assert first.status_code == 200
+    assert first.json()["items"][0]["sold_out"] is False
+    assert "max-age=2" in first["Cache-Control"]
+
+    Sku.objects.filter(pk=sku.pk).update(stock=0)
+    assert anon.get("/api/v1/products").json()["items"][0]["sold_out"] is False  # cached
+    assert anon.get(f"/api/v1/products/{sku.product_id}").json()["skus"][0]["sold_out"] is True
+
+    time_machine.move_to("2026-11-23 10:00:03+00:00", tick=False)
+    assert anon.get("/api/v1/products").json()["items"][0]["sold_out"] is True
+
+
+def test_product_list_cache_keys_on_the_query(anon, settings):
+    settings.CATALOG_LIST_CACHE_SECONDS = 60
+    a, b = CategoryFactory(), CategoryFactory()
+    ProductFactory(category=a)
+    ProductFactory(category=b)
+
+    only_a = anon.get("/api/v1/products", {"category": a.pk}).json()
+    only_b = anon.get("/api/v1/products", {"category": b.pk}).json()
+    assert only_a["count"] == only_b["count"] == 1
+    assert only_a["items"][0]["id"] != only_b["items"][0]["id"]
