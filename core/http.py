@@ -181,13 +181,16 @@ class PagePagination(PaginationBase):
 
 
 # --- Public read caching ----------------------------------------------------------------------
-def micro_cache(setting: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+ViewFunc = Callable[..., HttpResponse]
+
+
+def micro_cache(setting: str) -> Callable[[ViewFunc], ViewFunc]:
     """Django's ``cache_page`` for a public GET, with the lifetime read from ``settings.<setting>``
     on each request (0 turns it off). Use with ``ninja.decorators.decorate_view`` so a hit skips
     parsing, the query and serialisation entirely. Only for anonymous, public responses: the key
     is the URL, not the caller."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: ViewFunc) -> ViewFunc:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             seconds = getattr(settings, setting)

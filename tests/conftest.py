@@ -14,6 +14,7 @@ from django.test import Client
 
 from config.celery import app as celery_app
 from core.tokens import session_start
+from shop.services.stock import stock_memo_clear
 from tests.factories import CustomerFactory, StaffFactory
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -55,8 +56,10 @@ def _no_micro_cache(settings):
 @pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
+    stock_memo_clear()
     yield
     cache.clear()
+    stock_memo_clear()
 
 
 class ApiClient:

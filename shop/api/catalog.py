@@ -4,7 +4,6 @@ from ninja import Query, Router
 from ninja.decorators import decorate_view
 
 from core.http import micro_cache
-
 from shop.schemas.catalog import CategoryOut, ProductDetailOut, ProductPageOut
 from shop.selectors import catalog as selectors
 

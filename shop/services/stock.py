@@ -12,19 +12,19 @@ outside a transaction is therefore one round trip. Other databases (SQLite in th
 default) use the ORM update plus one ``bulk_create``.
 
 A SKU found short (by the plain read in ``order_create`` or by a failed conditional update) is
-remembered in the cache for ``SHORT_MEMO_SECONDS`` with the stock that was seen; during that time
-a request for more than that is refused without touching the database (a sold-out flash sale is
-mostly refusals). Releasing or restoring stock forgets the memo after commit, so within the same
-deployment's cache a returned unit is on sale again at once; a stock change made elsewhere (a
-catalog edit) is seen at the latest after the memo expires. The memo never lets a request
-through: the conditional update stays the guard.
+remembered in this process for ``SHORT_MEMO_SECONDS`` with the stock that was seen; during that
+time a request for more than that is refused without touching the database or any cache (a
+sold-out flash sale is mostly refusals). Releasing or restoring stock forgets the memo in the
+process that did it, at once and after commit; other processes see a returned unit at the latest
+when their memo expires. The memo never lets a request through: the conditional update stays the
+guard.
 """
 
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -36,33 +36,32 @@ logger = logging.getLogger(__name__)
 
 SHORT_MEMO_SECONDS = 1  # 0 disables the memo
 
-
-def _memo_key(sku_id: int) -> str:
-    return f"stock:short:{sku_id}"
+# sku id -> (units seen, monotonic expiry). Process-local on purpose: refusing a sold-out SKU must
+# cost less than any round trip (a shared cache is one), and a stale entry only delays a released
+# unit by at most SHORT_MEMO_SECONDS in the other processes. Dict operations are atomic under the
+# GIL, so threads share it safely.
+_short_memo: dict[int, tuple[int, float]] = {}
 
 
 def stock_refuse_known_short(*, quantities: dict[int, int]) -> None:
     """Raise ``out_of_stock`` at once for a SKU recently seen with less stock than asked for."""
     if not SHORT_MEMO_SECONDS:
         return
-    try:
-        seen = cache.get_many([_memo_key(sku_id) for sku_id in quantities])
-    except Exception:  # the memo is an optimisation: without the cache, ask the database
-        logger.warning("stock memo unavailable", exc_info=True)
-        return
+    now = time.monotonic()
     for sku_id, quantity in sorted(quantities.items()):
-        available = seen.get(_memo_key(sku_id))
-        if available is not None and quantity > available:
+        seen = _short_memo.get(sku_id)
+        if seen is None:
+            continue
+        available, expires = seen
+        if expires <= now:
+            _short_memo.pop(sku_id, None)
+        elif quantity > available:
             raise out_of_stock(sku_id=sku_id, available=available)
 
 
 def stock_remember_short(*, sku_id: int, available: int) -> None:
-    if not SHORT_MEMO_SECONDS:
-        return
-    try:
-        cache.set(_memo_key(sku_id), max(available, 0), SHORT_MEMO_SECONDS)
-    except Exception:
-        logger.warning("stock memo unavailable", exc_info=True)
+    if SHORT_MEMO_SECONDS:
+        _short_memo[sku_id] = (max(available, 0), time.monotonic() + SHORT_MEMO_SECONDS)
 
 
 def stock_forget_short(*, sku_ids: list[int]) -> None:
@@ -70,13 +69,15 @@ def stock_forget_short(*, sku_ids: list[int]) -> None:
     commit (a read between the two could have remembered the old stock)."""
 
     def forget() -> None:
-        try:
-            cache.delete_many([_memo_key(sku_id) for sku_id in sku_ids])
-        except Exception:
-            logger.warning("stock memo unavailable", exc_info=True)
+        for sku_id in sku_ids:
+            _short_memo.pop(sku_id, None)
 
     forget()
     transaction.on_commit(forget)
+
+
+def stock_memo_clear() -> None:
+    _short_memo.clear()
 
 
 def out_of_stock(*, sku_id: int, available: int) -> Conflict:

@@ -11,7 +11,7 @@ Paths measured (32 threads, each with its own database connection, released toge
 - ``order_create`` (information only): the whole checkout service ``order_create`` (validation
   reads, order, line, reservation, one transaction) of 1 unit.
 - sold out: ``order_create`` of a sold-out SKU vs the raw UPDATE on a sold-out SKU. The service
-  refuses from the short-stock memo (cache) once a read has seen the SKU sold out; the same
+  refuses from the process-local short-stock memo once a read has seen the SKU sold out; the same
   path with the memo switched off (refused by the plain ORM read, no write transaction) is
   measured too, for information (``sold_out_db_read_*``).
 
