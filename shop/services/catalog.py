@@ -5,6 +5,7 @@ from django.db.models import F
 
 from core.errors import Conflict, InvalidInput, NotFound
 from shop.models import Product, Sku
+from shop.services.stock import stock_forget_short
 
 
 def product_set_status(*, product_id: int, status: str) -> Product:
@@ -44,4 +45,6 @@ def sku_adjust_stock(*, sku_id: int, delta: int) -> int:
                 code="stock_would_go_negative",
                 details={"sku_id": sku_id, "available": sku.stock},
             )
+        if delta > 0:
+            stock_forget_short(sku_ids=[sku_id])  # restocked: on sale again at once
         return Sku.objects.filter(pk=sku_id).values_list("stock", flat=True).get()

@@ -12,6 +12,7 @@ from shop.services.stock import (
     stock_commit,
     stock_refuse_known_short,
     stock_release,
+    stock_remember_short,
     stock_reserve,
     stock_restore,
 )
@@ -144,3 +145,14 @@ def test_memo_can_be_switched_off(monkeypatch):
     with pytest.raises(ApplicationError):
         stock_reserve(order=bare_order(), lines=[(sku, 1)], expires_at=timezone.now())
     stock_refuse_known_short(quantities={sku.pk: 1})  # nothing remembered
+
+
+def test_restocking_through_the_catalog_clears_the_memo():
+    from shop.services.catalog import sku_adjust_stock
+
+    sku = SkuFactory(stock=0)
+    stock_remember_short(sku_id=sku.pk, available=0)
+
+    sku_adjust_stock(sku_id=sku.pk, delta=5)
+
+    stock_refuse_known_short(quantities={sku.pk: 1})  # not refused: the memo was dropped
