@@ -1,11 +1,12 @@
 """Orders, pickup and refunds over HTTP: parse, call one service or selector, answer."""
 
-from django.http import HttpRequest
+import segno
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 from ninja.pagination import paginate
 from ninja.responses import Status
 
-from core.errors import PermissionDenied
+from core.errors import Conflict
 from core.http import bearer_auth, idempotent, require_perm, staff_auth
 from shop.models import Customer
 from shop.schemas.orders import (
@@ -22,6 +23,7 @@ from shop.schemas.orders import (
     StaffOrderOut,
 )
 from shop.selectors import orders as selectors
+from shop.selectors.customers import customer_of
 from shop.services import orders as services
 from shop.services import refunds
 
@@ -29,10 +31,7 @@ router = Router(tags=["orders"])
 
 
 def _customer(request: HttpRequest) -> Customer:
-    customer = Customer.objects.filter(user=request.auth).first()
-    if customer is None:
-        raise PermissionDenied("Only shoppers have orders.", code="not_a_customer")
-    return customer
+    return customer_of(request.auth)
 
 
 def _mine(order_id: int, customer: Customer) -> OrderOut:
@@ -79,6 +78,30 @@ def order_list(request: HttpRequest, status: OrderStatus | None = None):
 @router.get("/orders/{order_id}", response=OrderOut, auth=bearer_auth, summary="One of my orders")
 def order_detail(request: HttpRequest, order_id: int):
     return _mine(order_id, _customer(request))
+
+
+@router.get(
+    "/orders/{order_id}/pickup-qr",
+    auth=bearer_auth,
+    summary="My order's pickup code as a QR code (SVG) to show at the pickup point",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "An SVG image encoding the pickup code",
+                "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def order_pickup_qr(request: HttpRequest, order_id: int):
+    order = selectors.order_of_customer(order_id=order_id, customer=_customer(request))
+    if not order.pickup_code:
+        raise Conflict(
+            "This order has no pickup code: pickup orders get one once paid.",
+            code="no_pickup_code",
+        )
+    svg = segno.make(order.pickup_code, error="m").svg_inline(scale=8, title="Pickup code")
+    return HttpResponse(svg, content_type="image/svg+xml")
 
 
 @router.post(

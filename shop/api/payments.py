@@ -1,20 +1,18 @@
 from django.http import HttpRequest
 from ninja import Router
 
-from core.errors import PermissionDenied
 from core.http import bearer_auth, idempotent
+from shop.models import Customer
 from shop.schemas.payments import PaymentOut, SandboxConfirmIn, WebhookAckOut
 from shop.selectors import payments as selectors
+from shop.selectors.customers import customer_of
 from shop.services import payments as services
 
 router = Router(tags=["payments"])
 
 
-def _customer(request: HttpRequest):
-    customer = getattr(request.auth, "customer", None)
-    if customer is None:
-        raise PermissionDenied("Only shoppers can pay for orders.", code="not_a_customer")
-    return customer
+def _customer(request: HttpRequest) -> Customer:
+    return customer_of(request.auth)
 
 
 @router.post(

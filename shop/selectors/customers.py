@@ -20,10 +20,10 @@ from shop.models import Address, Community, CommunityMembership, Customer, Picku
 
 
 def customer_of(user: AbstractBaseUser) -> Customer:
-    """The shopper profile of a logged-in user; operators without one get 403 ``customer_only``."""
+    """The shopper profile of a logged-in user; operators without one get 403 ``not_a_customer``."""
     customer = Customer.objects.filter(user_id=user.pk).first()
     if customer is None:
-        raise PermissionDenied("This endpoint is for shoppers.", code="customer_only")
+        raise PermissionDenied("This endpoint is for shoppers.", code="not_a_customer")
     return customer
 
 

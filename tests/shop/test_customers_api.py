@@ -52,7 +52,7 @@ def test_an_operator_without_a_shopper_profile_is_refused(operator):
     response = operator.get("/api/v1/me/profile")
 
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "customer_only"
+    assert response.json()["error"]["code"] == "not_a_customer"
 
 
 # --- Profile ---------------------------------------------------------------------------------
