@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db import transaction
 
-from core.models import User
 from shop.models import (
     Address,
     Category,
@@ -21,10 +20,10 @@ from shop.models import (
 from shop.services.addresses import address_create
 from shop.services.communities import community_set_leader
 from shop.services.customers import customer_get_or_create
-from shop.wechat import _sandbox
+from shop.wechat import sandbox_identity
 
 COMMUNITY_NAME = "Sunny Garden Community"
-LEADER_OPENID = "demo-leader"
+LEADER_CODE = "demo-leader"
 SHOPPER_CODE = "demo-shopper"
 
 CATEGORIES = [
@@ -134,24 +133,22 @@ SHOPPER_ADDRESS = {
 }
 
 
-def _leader() -> Customer:
-    user, created = User.objects.get_or_create(username=LEADER_OPENID)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    customer, _ = Customer.objects.get_or_create(
-        openid=LEADER_OPENID, defaults={"user": user, "nickname": "Leader Chen"}
-    )
+def _sandbox_customer(code: str, nickname: str) -> Customer:
+    """The customer a sandbox WeChat login with ``code`` signs in as."""
+    identity = sandbox_identity(code)
+    customer, _ = customer_get_or_create(openid=identity.openid, unionid=identity.unionid)
+    if not customer.nickname:
+        customer.nickname = nickname
+        customer.save(update_fields=["nickname"])
     return customer
+
+
+def _leader() -> Customer:
+    return _sandbox_customer(LEADER_CODE, "Leader Chen")
 
 
 def _shopper() -> Customer:
-    identity = _sandbox(SHOPPER_CODE)
-    customer, _ = customer_get_or_create(openid=identity.openid, unionid=identity.unionid)
-    if not customer.nickname:
-        customer.nickname = "Wang Fang"
-        customer.save(update_fields=["nickname"])
-    return customer
+    return _sandbox_customer(SHOPPER_CODE, "Wang Fang")
 
 
 def seed_shop() -> dict[str, Any]:
@@ -220,6 +217,7 @@ def seed_shop() -> dict[str, Any]:
         "community_id": community.pk,
         "pickup_point_id": point.pk,
         "leader_customer_id": leader.pk,
+        "leader_login_code": LEADER_CODE,
         "shopper_customer_id": shopper.pk,
         "shopper_address_id": address.pk,
         "shopper_login_code": SHOPPER_CODE,

@@ -35,7 +35,7 @@ class WechatUnavailable(ApplicationError):
     default_message = "WeChat login is temporarily unavailable; try again."
 
 
-def _sandbox(code: str) -> WechatIdentity:
+def sandbox_identity(code: str) -> WechatIdentity:
     if code.startswith("invalid"):
         raise NotAuthenticated("The login code is invalid or expired.", code="wechat_code_invalid")
     digest = hashlib.sha256(code.encode()).hexdigest()
@@ -84,4 +84,4 @@ def _wechat(code: str) -> WechatIdentity:
 def code_to_identity(code: str) -> WechatIdentity:
     if settings.WECHAT_LOGIN_PROVIDER == "wechat":
         return _wechat(code)
-    return _sandbox(code)
+    return sandbox_identity(code)

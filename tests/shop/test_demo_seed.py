@@ -12,7 +12,7 @@ from shop.models import (
     Product,
     Sku,
 )
-from shop.wechat import _sandbox
+from shop.wechat import sandbox_identity
 
 pytestmark = pytest.mark.django_db
 
@@ -70,8 +70,10 @@ def test_seed_community_leader_pickup_point_and_shopper(anon):
     community = Community.objects.get(pk=summary["community_id"])
     assert community.name == "Sunny Garden Community"
     leader = Customer.objects.get(pk=summary["leader_customer_id"])
-    assert (leader.openid, leader.user.username) == ("demo-leader", "demo-leader")
     assert community.leader_id == leader.id
+    # the leader signs in like any shopper, with the sandbox code printed by seed_demo
+    login = anon.post("/api/v1/auth/wechat", {"code": summary["leader_login_code"]})
+    assert login.json()["customer_id"] == leader.id
 
     point = PickupPoint.objects.get(pk=summary["pickup_point_id"])
     assert point.community_id == community.id
@@ -79,7 +81,7 @@ def test_seed_community_leader_pickup_point_and_shopper(anon):
     assert point.opening_hours
 
     shopper = Customer.objects.get(pk=summary["shopper_customer_id"])
-    assert shopper.openid == _sandbox("demo-shopper").openid
+    assert shopper.openid == sandbox_identity("demo-shopper").openid
     assert CommunityMembership.objects.filter(community=community, customer=shopper).exists()
     assert (
         Address.objects.get(customer=shopper, is_default=True).pk == summary["shopper_address_id"]

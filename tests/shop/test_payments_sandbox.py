@@ -18,7 +18,7 @@ from tests.shop.factories_payments import payable_order, sku_stock
 
 
 @pytest.fixture(autouse=True)
-def _sandbox(settings):
+def sandbox_identity(settings):
     settings.PAYMENT_PROVIDER = "sandbox"
 
 

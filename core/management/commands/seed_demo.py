@@ -60,6 +60,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Operator (admin + staff API): {OPERATOR_USERNAME} / {password}")
         self.stdout.write('  Shopper login: POST /api/v1/auth/wechat {"code": "demo-shopper"}')
+        leader_code = summary["leader_login_code"]
+        self.stdout.write(f'  Leader login:  POST /api/v1/auth/wechat {{"code": "{leader_code}"}}')
         self.stdout.write(f"  Demo shopper access token (15 min): {token}")
         self.stdout.write(
             f"  Community #{summary['community_id']}, pickup point #{summary['pickup_point_id']}, "
