@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import cache_page
@@ -124,6 +124,16 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def _forbidden(request: HttpRequest, exc: DjangoPermissionDenied) -> HttpResponse:
         code, message = _generic(403)
         return error_response(403, code, message)
+
+    @api.exception_handler(OverflowError)
+    @api.exception_handler(DataError)
+    def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # A number the database cannot hold (an id beyond 64 bits, say): bad input, not a crash.
+        # Services write inside transaction.atomic, so nothing was half-written.
+        logger.warning("value out of range on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            422, "value_out_of_range", "A number in the request is out of the accepted range."
+        )
 
     @api.exception_handler(Exception)
     def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -118,3 +118,37 @@ def test_unexpected_exception_is_500_and_leaks_nothing(anon, caplog):
         SECRET_IN_CRASH in r.getMessage() or (r.exc_info and SECRET_IN_CRASH in str(r.exc_info[1]))
         for r in caplog.records
     )
+
+
+HUGE = 2**80
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", f"/api/v1/orders/{HUGE}", None),
+        ("get", f"/api/v1/products/{HUGE}", None),
+        (
+            "post",
+            "/api/v1/orders",
+            {"lines": [{"sku_id": HUGE, "quantity": 1}], "delivery_mode": "courier"},
+        ),
+    ],
+)
+def test_ids_beyond_64_bits_are_a_client_error_not_a_crash(shopper, method, path, body):
+    response = getattr(shopper, method)(path, body) if body else getattr(shopper, method)(path)
+
+    # SQLite cannot even bind such a number (422 value_out_of_range); PostgreSQL finds no row
+    assert response.status_code in (404, 422), response.content
+    assert response.json()["error"]["code"] in {
+        "value_out_of_range",
+        "not_found",
+        "product_not_found",
+        "sku_not_found",
+    }
+
+
+def test_staff_filter_beyond_64_bits_is_not_a_crash(operator):
+    response = operator.get("/api/v1/staff/refunds", {"order_id": HUGE})
+
+    assert response.status_code in (200, 422), response.content
