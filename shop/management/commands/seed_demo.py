@@ -1,4 +1,5 @@
-"""``manage.py seed_demo``: idempotent demo data for the embedded default.
+"""``manage.py seed_demo``: idempotent demo data for the embedded default. It lives in the shop,
+the app every later one builds on (core imports no app); later apps add their own demo data here.
 
 Creates (or finds) an operator account, the shop's demo catalog, community, pickup point and
 shopper, and arms a demo announcement that the periodic job delivers about 20 seconds later, so a
@@ -14,6 +15,8 @@ from django.utils import timezone
 
 from core.models import Announcement, User
 from core.tokens import session_start
+from shop.demo import seed_shop
+from shop.models import Customer
 
 OPERATOR_USERNAME = "operator"
 DEMO_ANNOUNCEMENT_TITLE = "Welcome to the demo"
@@ -30,8 +33,6 @@ class Command(BaseCommand):
             raise CommandError(
                 "seed_demo creates known credentials; refusing with DEBUG off (use --force)."
             )
-        from shop.demo import seed_shop
-
         password = os.environ.get("DEMO_OPERATOR_PASSWORD", "operator-demo-pass")
         operator, created = User.objects.get_or_create(
             username=OPERATOR_USERNAME, defaults={"is_staff": True, "is_superuser": True}
@@ -51,8 +52,6 @@ class Command(BaseCommand):
                 body="Delivered by the periodic announcements job over your WebSocket.",
                 send_at=timezone.now() + timedelta(seconds=20),
             )
-
-        from shop.models import Customer
 
         shopper = Customer.objects.get(pk=summary["shopper_customer_id"])
         token = session_start(user=shopper.user, user_agent="seed_demo").access_token
