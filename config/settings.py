@@ -178,6 +178,7 @@ REFRESH_TOKEN_TTL = timedelta(days=env.int("REFRESH_TOKEN_TTL_DAYS", default=30)
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=SECRET_KEY)
 LOGIN_RATE = env.str("LOGIN_RATE", default="10/m")
 REFRESH_RATE = env.str("REFRESH_RATE", default="30/m")
+PICKUP_VERIFY_RATE = env.str("PICKUP_VERIFY_RATE", default="30/m")
 RATELIMIT_USE_CACHE = "default"
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48))
 

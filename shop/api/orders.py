@@ -1,13 +1,14 @@
 """Orders, pickup and refunds over HTTP: parse, call one service or selector, answer."""
 
 import segno
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 from ninja.pagination import paginate
 from ninja.responses import Status
 
 from core.errors import Conflict
-from core.http import bearer_auth, idempotent, require_perm, staff_auth
+from core.http import bearer_auth, idempotent, rate_limit, require_perm, staff_auth
 from shop.models import Customer
 from shop.schemas.orders import (
     OrderCreateIn,
@@ -164,6 +165,8 @@ def order_refunds(request: HttpRequest, order_id: int):
     summary="Community leader or staff: redeem a pickup code (the order is fulfilled)",
 )
 def pickup_verify(request: HttpRequest, payload: PickupVerifyIn):
+    # 8-digit codes: a per-user limit keeps guessing out of reach
+    rate_limit(request, group="pickup-verify", rate=settings.PICKUP_VERIFY_RATE, key="user")
     order = services.order_verify_pickup(code=payload.code, actor=request.auth)
     return OrderOut.from_orm(selectors.order_for_staff(order_id=order.pk))
 

@@ -32,3 +32,15 @@ def test_someone_elses_order_qr_is_404(shopper):
     response = shopper.get(f"/api/v1/orders/{order.pk}/pickup-qr")
 
     assert response.status_code == 404
+
+
+def test_pickup_code_guessing_is_rate_limited(settings, client_for):
+    settings.PICKUP_VERIFY_RATE = "3/m"
+    order = paid()
+    leader = client_for(order.community.leader.user)
+
+    answers = [leader.post("/api/v1/pickup/verify", {"code": "00000000"}) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert answers[-1].json()["error"]["code"] == "rate_limited"
+    assert int(answers[-1]["Retry-After"]) > 0
