@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock | cksum | cut -d' ' -f1)
+PTH := $(VENV)/.checkout-on-path
 PORT ?= 8000
 
 .PHONY: setup run test bench lint fmt lock migrate seed clean
@@ -14,7 +15,13 @@ $(STAMP): requirements-dev.lock
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# The checkout on the venv's import path, so that the test plugin (tests/services.py, which starts
+# the embedded services) loads before pytest-django reads the settings, whatever the cwd.
+$(PTH): $(STAMP)
+	@$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "groupbuy-checkout.pth").write_text("$(CURDIR)\n")'
+	@touch $(PTH)
+
+setup: $(STAMP) $(PTH)
 
 migrate: setup
 	$(BIN)/python manage.py migrate --noinput
@@ -22,11 +29,13 @@ migrate: setup
 seed: migrate
 	$(BIN)/python manage.py seed_demo
 
-## make run: set up, migrate, load demo data, serve API + admin + WebSockets + jobs on :$(PORT)
-run: seed
-	PORT=$(PORT) $(BIN)/python manage.py serve
+## make run: set up, start the embedded PostgreSQL + Redis (unless DATABASE_URL / REDIS_URL are
+## set), migrate, load demo data, serve API + admin + WebSockets + jobs on :$(PORT)
+run: setup
+	PORT=$(PORT) $(BIN)/python manage.py serve --migrate --seed
 
-## make test: set up and run the whole suite (PostgreSQL/Redis tests need DATABASE_URL/REDIS_URL)
+## make test: set up and run the whole suite, on a private embedded PostgreSQL + Redis unless
+## DATABASE_URL / REDIS_URL are set
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -50,5 +59,7 @@ lock:
 	.lockenv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements-dev.lock
 	rm -rf .lockenv
 
+## make clean: stop the embedded PostgreSQL, remove .venv and .run (the local database) and static files
 clean:
-	rm -rf $(VENV) .run db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
+	@test ! -x $(BIN)/python || $(BIN)/python -m core.embedded stop
+	rm -rf $(VENV) .run staticfiles

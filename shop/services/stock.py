@@ -5,11 +5,10 @@
 oversell and stock never goes negative (a CHECK constraint backs this up). SKUs are always
 decremented in id order, so two multi-SKU orders cannot deadlock.
 
-Round trips are the cost that matters on a hot SKU (PITFALLS.md): on PostgreSQL each SKU is
-reserved with ONE statement that decrements the stock and inserts the reservation row
+Round trips are the cost that matters on a hot SKU (PITFALLS.md): each SKU is reserved with ONE
+statement that decrements the stock and inserts the reservation row
 (``WITH s AS (UPDATE ... RETURNING id) INSERT ... SELECT ... FROM s``); a single-SKU reservation
-outside a transaction is therefore one round trip. Other databases (SQLite in the embedded
-default) use the ORM update plus one ``bulk_create``.
+outside a transaction is therefore one round trip.
 
 A SKU found short (by the plain read in ``order_create`` or by a failed conditional update) is
 remembered in this process for ``SHORT_MEMO_SECONDS`` with the stock that was seen; during that
@@ -117,7 +116,7 @@ SELECT s.id, %(order_id)s, %(quantity)s, %(status)s, %(expires_at)s, %(now)s FRO
 """
 
 
-def _reserve_postgresql(order_id: int, items: list[tuple[int, int]], expires_at: datetime) -> None:
+def _reserve(order_id: int, items: list[tuple[int, int]], expires_at: datetime) -> None:
     params = {
         "order_id": order_id,
         "status": StockReservation.Status.ACTIVE.value,
@@ -131,19 +130,6 @@ def _reserve_postgresql(order_id: int, items: list[tuple[int, int]], expires_at:
                 raise _short(sku_id)
 
 
-def _reserve_orm(order_id: int, items: list[tuple[int, int]], expires_at: datetime) -> None:
-    for sku_id, quantity in items:
-        taken = Sku.objects.filter(pk=sku_id, stock__gte=quantity).update(
-            stock=F("stock") - quantity
-        )
-        if taken != 1:
-            raise _short(sku_id)
-    StockReservation.objects.bulk_create(
-        StockReservation(order_id=order_id, sku_id=sku_id, quantity=quantity, expires_at=expires_at)
-        for sku_id, quantity in items
-    )
-
-
 def stock_reserve(*, order: Order, lines: list[tuple[Sku, int]], expires_at: datetime) -> None:
     """Hold ``lines`` for ``order`` until ``expires_at``, all or nothing.
 
@@ -153,12 +139,11 @@ def stock_reserve(*, order: Order, lines: list[tuple[Sku, int]], expires_at: dat
     items = _merged(lines)
     if not items:
         return
-    reserve = _reserve_postgresql if connection.vendor == "postgresql" else _reserve_orm
-    if len(items) == 1 and connection.vendor == "postgresql":
-        reserve(order.pk, items, expires_at)  # one statement: atomic on its own
+    if len(items) == 1:
+        _reserve(order.pk, items, expires_at)  # one statement: atomic on its own
         return
     with transaction.atomic():  # a savepoint inside a caller's transaction: it may go on
-        reserve(order.pk, items, expires_at)
+        _reserve(order.pk, items, expires_at)
 
 
 def stock_commit(*, order: Order) -> int:

@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,6 @@ print(json.dumps({
     "DB_HOST": s.DATABASES["default"].get("HOST", ""),
     "DB_OPTIONS": {k: v for k, v in s.DATABASES["default"].get("OPTIONS", {}).items()},
     "DB_CONN_MAX_AGE": s.DATABASES["default"].get("CONN_MAX_AGE"),
-    "DB_VENDOR": s.DB_VENDOR,
     "CACHE_BACKEND": s.CACHES["default"]["BACKEND"],
     "CACHE_LOCATION": s.CACHES["default"].get("LOCATION", ""),
     "CACHE_KEY_PREFIX": s.CACHES["default"].get("KEY_PREFIX", ""),
@@ -69,10 +69,10 @@ def test_embedded_default_with_no_environment():
     s = _settings()
 
     assert s["DEBUG"] is True
-    assert s["DB_ENGINE"] == "django.db.backends.sqlite3"
-    assert s["DB_VENDOR"] == "sqlite"
-    assert s["DB_NAME"] == str(ROOT / "db.sqlite3")
-    assert s["DB_OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    # the checkout's embedded PostgreSQL, over its unix socket (manage.py starts it)
+    assert s["DB_ENGINE"] == "django.db.backends.postgresql"
+    assert s["DB_NAME"] == "groupbuy"
+    assert s["DB_HOST"] == str(ROOT / ".run" / "postgres")
     assert s["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     assert s["LAYER_BACKEND"] == "channels.layers.InMemoryChannelLayer"
     assert s["CELERY_TASK_ALWAYS_EAGER"] is True
@@ -94,7 +94,6 @@ def test_real_mode_uses_postgres_redis_stripe_and_wechat():
     )
 
     assert s["DB_ENGINE"] == "django.db.backends.postgresql"
-    assert s["DB_VENDOR"] == "postgresql"
     assert (s["DB_NAME"], s["DB_HOST"]) == ("shop", "db.internal")
     assert s["DB_CONN_MAX_AGE"] == 0
     assert s["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
@@ -109,6 +108,29 @@ def test_real_mode_uses_postgres_redis_stripe_and_wechat():
     assert s["CELERY_TASK_ALWAYS_EAGER"] is False
     assert s["PAYMENT_PROVIDER"] == "stripe"
     assert s["WECHAT_LOGIN_PROVIDER"] == "wechat"
+
+
+def test_run_dir_moves_the_embedded_database(tmp_path):
+    s = _settings(RUN_DIR=str(tmp_path))
+
+    assert s["DB_HOST"] == str(tmp_path / "postgres")
+
+
+def test_a_run_dir_too_deep_for_a_socket_path_gets_a_short_socket_directory(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+
+    s = _settings(RUN_DIR=str(deep))
+
+    assert len(s["DB_HOST"]) < 60
+    assert s["DB_HOST"].startswith(tempfile.gettempdir())
+
+
+@pytest.mark.parametrize("url", ["sqlite:///db.sqlite3", "mysql://u@h/db"])
+def test_databases_other_than_postgresql_are_refused(url):
+    result = _run(["-c", "import config.settings"], DATABASE_URL=url)
+
+    assert result.returncode != 0
+    assert "DATABASE_URL must be a postgres:// URL" in result.stderr
 
 
 def test_unix_socket_redis_url_is_spelled_for_kombu_only():
@@ -134,7 +156,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(45),
         "ALLOWED_HOSTS": "example.com",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        "DATABASE_URL": "postgres://shop:pw@db.internal:5432/shop",
     }
 
 

@@ -1,11 +1,14 @@
-"""A real server for end-to-end tests: ``manage.py serve`` (uvicorn + Celery worker/beat +
-embedded Redis) on a scratch SQLite database, exactly what ``make run`` starts."""
+"""A real server for end-to-end tests: exactly what ``make run`` starts (``manage.py serve
+--migrate --seed``: embedded PostgreSQL + embedded Redis + uvicorn + Celery worker/beat), with no
+DATABASE_URL / REDIS_URL, in a run directory of its own (never the checkout's ``.run/``)."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,35 +48,31 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def live_server_embedded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
+def live_server_embedded():
+    run_dir = Path(tempfile.mkdtemp(prefix="groupbuy-e2e-"))
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX"}
     }
     env.update(
-        DATABASE_URL=f"sqlite:///{tmp / 'e2e.sqlite3'}",
+        RUN_DIR=str(run_dir),
         ANNOUNCEMENT_SWEEP_SECONDS="1",
         ORDER_EXPIRY_SWEEP_SECONDS="1",
         DEBUG="true",
     )
-    py = sys.executable
-    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [py, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True
-    )
     port = _free_port()
-    log = open(tmp / "server.log", "w")  # noqa: SIM115
+    log_path = run_dir / "server.log"
+    log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [py, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, "manage.py", "serve", "--migrate", "--seed", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             with urllib.request.urlopen(base + "/health/ready", timeout=2) as r:
@@ -83,12 +82,17 @@ def live_server_embedded(tmp_path_factory):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError("server did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+            raise RuntimeError("server did not start:\n" + log_path.read_text()[-3000:])
         time.sleep(0.3)
-    yield Server(base)
+    server = Server(base)
+    server.run_dir = run_dir
+    server.log_path = log_path
+    server.process = proc
+    yield server
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    shutil.rmtree(run_dir, ignore_errors=True)

