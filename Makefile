@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock | cksum | cut -d' 
 PTH := $(VENV)/.checkout-on-path
 PORT ?= 8000
 
-.PHONY: setup run test bench lint fmt lock migrate seed clean
+.PHONY: setup run test bench lint fmt lock migrate seed clean mutate
 
 $(STAMP): requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ bench: setup
 	$(BIN)/python -m tests.bench.run $(if $(ONLY),--only $(ONLY),)
 
 ## make lint: ruff (lint + format check) and mypy (core/, shop services and selectors)
+## make mutate [MODULES="core.money shop.services.refunds"]: mutation testing of the money and
+## rule modules (pyproject.toml [tool.mutmut]) on scratch servers; prints the share killed
+mutate: setup
+	rm -rf mutants
+	$(BIN)/python -m core.embedded run -- $(BIN)/mutmut run --max-children 1 $(foreach m,$(MODULES),"$(m).*")
+	$(BIN)/python -m tests.mutation.report $(MODULES)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

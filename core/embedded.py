@@ -17,7 +17,8 @@ The PostgreSQL server here is a *private* one:
   error.
 
 This module imports nothing from Django (``manage.py`` calls it before settings load) and no app.
-``python -m core.embedded status|stop [RUN_DIR]`` inspects or stops a checkout's server.
+``python -m core.embedded status|stop [RUN_DIR]`` inspects or stops a checkout's server;
+``python -m core.embedded run -- COMMAND`` runs a command on scratch servers (``make mutate``).
 """
 
 from __future__ import annotations
@@ -349,7 +350,31 @@ class EmbeddedRedis:
             self._server = None
 
 
+def run_with_services(command: list[str]) -> int:
+    """Run ``command`` with ``DATABASE_URL`` / ``REDIS_URL`` pointing at scratch embedded servers
+    made for it (those already set are kept), then stop and remove them."""
+    root = Path(tempfile.mkdtemp(prefix="groupbuy-services-"))
+    env = dict(os.environ)
+    postgres = redis = None
+    try:
+        if not env.get("DATABASE_URL"):
+            postgres = EmbeddedPostgres(root / "postgres", scratch=True)
+            env["DATABASE_URL"] = postgres.acquire()
+        if not env.get("REDIS_URL"):
+            redis = EmbeddedRedis(root / "redis")
+            env["REDIS_URL"] = redis.start()
+        return subprocess.run(command, env=env, check=False).returncode  # noqa: S603
+    finally:
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.release()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and "--" in argv:
+        return run_with_services(argv[argv.index("--") + 1 :])
     command = argv[0] if argv else "status"
     root = (Path(argv[1]) if len(argv) > 1 else run_dir()) / "postgres"
     server = EmbeddedPostgres(root)
@@ -360,7 +385,10 @@ def main(argv: list[str]) -> int:
     if command == "stop":
         server.stop()
         return 0
-    print("usage: python -m core.embedded status|stop [RUN_DIR]", file=sys.stderr)
+    print(
+        "usage: python -m core.embedded status|stop [RUN_DIR]  |  run -- COMMAND...",
+        file=sys.stderr,
+    )
     return 2
 
 
