@@ -2,12 +2,15 @@
 import os
 import sys
 
+import environ
+
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    if not os.environ.get("DATABASE_URL"):
-        # No database configured: use (starting it if needed) this checkout's embedded
-        # PostgreSQL. The server stops when the last process using it exits (core/embedded.py).
+    if not os.environ.get("DATABASE_URL") and environ.Env().bool("DEBUG", default=True):
+        # No database configured (development): use, starting it if needed, this checkout's
+        # embedded PostgreSQL. It stops when the last process using it exits (core/embedded.py).
+        # With DEBUG off, settings refuse to run without DATABASE_URL instead.
         from core.embedded import EmbeddedPostgres, run_dir
 
         os.environ["DATABASE_URL"] = EmbeddedPostgres(run_dir() / "postgres").acquire()

@@ -76,6 +76,9 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+if not DEBUG and not env.str("DATABASE_URL", default=""):
+    # A production process must never fall back to a private embedded database.
+    raise environ.ImproperlyConfigured("DATABASE_URL must be set when DEBUG is off")
 DATABASES = {"default": env.db("DATABASE_URL", default=checkout_database_url())}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     # Row locks, skip_locked sweeps, conditional updates under concurrency and the constraints
@@ -165,7 +168,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.idempotency_purge_expired",
         "schedule": 3600.0,
     },
+    "outbox-sweep": {
+        "task": "core.tasks.outbox_sweep",
+        "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=15.0),
+    },
+    "outbox-prune": {
+        "task": "core.tasks.outbox_prune",
+        "schedule": 3600.0,
+    },
 }
+
+# --- Outbox (durable domain events, core/outbox.py) ----------------------------------------
+# A failing delivery is retried after base, 2 x base, 4 x base, ... (capped), and is dead (shown
+# to operators, retried by hand) after OUTBOX_MAX_ATTEMPTS; delivered rows are kept this long.
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+OUTBOX_RETRY_BASE = timedelta(seconds=env.int("OUTBOX_RETRY_BASE_SECONDS", default=10))
+OUTBOX_RETRY_MAX = timedelta(seconds=env.int("OUTBOX_RETRY_MAX_SECONDS", default=3600))
+OUTBOX_RETENTION = timedelta(days=env.int("OUTBOX_RETENTION_DAYS", default=7))
 
 # --- Auth & tokens ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -177,10 +196,18 @@ AUTH_PASSWORD_VALIDATORS = [
 ACCESS_TOKEN_TTL = timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", default=900))
 REFRESH_TOKEN_TTL = timedelta(days=env.int("REFRESH_TOKEN_TTL_DAYS", default=30))
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=SECRET_KEY)
-LOGIN_RATE = env.str("LOGIN_RATE", default="10/m")
+# Our reverse proxies (IPs or CIDRs): X-Forwarded-For is believed only from them (core/clientip.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Shopper and staff logins are limited per client IP and per account, in separate buckets. The
+# shopper per-IP rate is generous: behind carrier NAT many shoppers share one address.
+SHOPPER_LOGIN_IP_RATE = env.str("SHOPPER_LOGIN_IP_RATE", default="60/m")
+SHOPPER_LOGIN_ACCOUNT_RATE = env.str("SHOPPER_LOGIN_ACCOUNT_RATE", default="10/m")
+STAFF_LOGIN_IP_RATE = env.str("STAFF_LOGIN_IP_RATE", default="20/m")
+STAFF_LOGIN_ACCOUNT_RATE = env.str("STAFF_LOGIN_ACCOUNT_RATE", default="5/m")
 REFRESH_RATE = env.str("REFRESH_RATE", default="30/m")
 PICKUP_VERIFY_RATE = env.str("PICKUP_VERIFY_RATE", default="30/m")
 RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "core.clientip.client_ip"
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48))
 
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")

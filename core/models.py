@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -114,3 +117,70 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class OutboxEvent(models.Model):
+    """A domain event, written in the transaction of the change that caused it (core/outbox.py).
+
+    ``pending_subscribers`` names the subscribers that have no delivery row yet: the dispatcher
+    turns them into ``OutboxDelivery`` rows after commit, so the paying transaction writes one row.
+    """
+
+    name = models.CharField(max_length=64)
+    payload = models.JSONField()
+    pending_subscribers = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], name="outbox_event_created"),
+            models.Index(
+                fields=["id"],
+                condition=~Q(pending_subscribers=[]),
+                name="outbox_event_undispatched",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk}"
+
+
+class OutboxDelivery(models.Model):
+    """One event for one subscriber: ``pending`` until its handler commits (``done``), retried
+    with backoff on failure, ``dead`` after ``OUTBOX_MAX_ATTEMPTS`` until an operator retries it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        DEAD = "dead", "Dead"
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "outbox deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "subscriber"], name="outbox_delivery_event_subscriber_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="outbox_delivery_due",
+            ),
+            models.Index(
+                fields=["delivered_at"], condition=Q(status="done"), name="outbox_delivery_done"
+            ),
+            models.Index(fields=["status", "subscriber"], name="outbox_delivery_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} <- event {self.event_id} ({self.status})"

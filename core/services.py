@@ -7,7 +7,9 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
 
+from core.error_codes import AuthErrorCode, NotificationErrorCode
 from core.errors import InvalidInput, NotAuthenticated
+from core.locks import lock_due_announcement
 from core.models import Announcement, IdempotencyRecord, Notification, User
 from core.notifications import notify
 from core.tokens import TokenPair, session_start
@@ -16,7 +18,9 @@ from core.tokens import TokenPair, session_start
 def staff_login(*, username: str, password: str, user_agent: str = "") -> TokenPair:
     user = authenticate(username=username, password=password)
     if user is None or not user.is_staff:
-        raise NotAuthenticated("Wrong username or password.", code="invalid_credentials")
+        raise NotAuthenticated(
+            "Wrong username or password.", code=AuthErrorCode.INVALID_CREDENTIALS
+        )
     return session_start(user=user, user_agent=user_agent)
 
 
@@ -24,7 +28,7 @@ def notifications_mark_read(
     *, user: User, ids: list[int] | None = None, up_to: int | None = None
 ) -> int:
     if ids is None and up_to is None:
-        raise InvalidInput("Give `ids` or `up_to`.", code="nothing_to_mark")
+        raise InvalidInput("Give `ids` or `up_to`.", code=NotificationErrorCode.NOTHING_TO_MARK)
     qs = Notification.objects.filter(user=user, read_at__isnull=True)
     if ids is not None:
         qs = qs.filter(id__in=ids)
@@ -59,11 +63,7 @@ def announcement_send(*, announcement_id: int) -> int:
     """Deliver one due announcement to its audience. Safe to run twice: the row is locked and
     marked sent in the same transaction, and each notification carries a dedupe key."""
     with transaction.atomic():
-        announcement = (
-            Announcement.objects.select_for_update(skip_locked=True)
-            .filter(pk=announcement_id, sent_at__isnull=True, send_at__lte=timezone.now())
-            .first()
-        )
+        announcement = lock_due_announcement(pk=announcement_id, now=timezone.now())
         if announcement is None:
             return 0
         recipients = User.objects.filter(is_active=True)

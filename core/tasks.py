@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from core import services
+from core import outbox, services
 
 
 @shared_task
@@ -13,3 +13,21 @@ def announcements_send_due() -> int:
 @shared_task
 def idempotency_purge_expired() -> int:
     return services.idempotency_purge_expired()
+
+
+@shared_task
+def outbox_dispatch(event_id: int) -> int:
+    """Kicked after an event commits: deliver it to its subscribers now."""
+    return outbox.event_dispatch(event_id=event_id)
+
+
+@shared_task
+def outbox_sweep() -> int:
+    """Periodic: deliver whatever is undelivered and due (lost kicks, retries)."""
+    return outbox.outbox_sweep()
+
+
+@shared_task
+def outbox_prune() -> int:
+    """Periodic: delete delivered outbox rows past ``OUTBOX_RETENTION``."""
+    return outbox.outbox_prune()

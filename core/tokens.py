@@ -16,7 +16,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.error_codes import AuthErrorCode
 from core.errors import NotAuthenticated
+from core.locks import lock_refresh_token
 from core.models import AuthSession, RefreshToken, User
 from core.realtime import session_group
 from core.side_effects import push_on_commit
@@ -77,19 +79,18 @@ def session_refresh(*, refresh_token: str) -> TokenPair:
     """Rotate: the presented refresh token is spent and a new pair is issued."""
     now = timezone.now()
     with transaction.atomic():
-        token = (
-            RefreshToken.objects.select_for_update()
-            .select_related("session")
-            .filter(token_hash=_hash(refresh_token))
-            .first()
-        )
+        token = lock_refresh_token(token_hash=_hash(refresh_token))
         if token is None:
-            raise NotAuthenticated("Unknown refresh token.", code="refresh_token_invalid")
+            raise NotAuthenticated(
+                "Unknown refresh token.", code=AuthErrorCode.REFRESH_TOKEN_INVALID
+            )
         session = token.session
         if session.revoked_at is not None:
-            raise NotAuthenticated("This session was ended.", code="token_revoked")
+            raise NotAuthenticated("This session was ended.", code=AuthErrorCode.TOKEN_REVOKED)
         if session.expires_at <= now:
-            raise NotAuthenticated("The refresh token has expired.", code="token_expired")
+            raise NotAuthenticated(
+                "The refresh token has expired.", code=AuthErrorCode.TOKEN_EXPIRED
+            )
         if token.used_at is None:
             token.used_at = now
             token.save(update_fields=["used_at"])
@@ -98,7 +99,7 @@ def session_refresh(*, refresh_token: str) -> TokenPair:
     # A spent token presented again: the revocation above is committed, then the caller is told.
     raise NotAuthenticated(
         "This refresh token was already used; the session has been ended for safety.",
-        code="refresh_token_reused",
+        code=AuthErrorCode.REFRESH_TOKEN_REUSED,
     )
 
 
@@ -132,13 +133,19 @@ def access_token_decode(token: str) -> AccessClaims:
             options={"require": ["exp", "sub", "sid", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise NotAuthenticated("The access token has expired.", code="token_expired") from exc
+        raise NotAuthenticated(
+            "The access token has expired.", code=AuthErrorCode.TOKEN_EXPIRED
+        ) from exc
     except jwt.InvalidTokenError as exc:
-        raise NotAuthenticated("The access token is invalid.", code="token_invalid") from exc
+        raise NotAuthenticated(
+            "The access token is invalid.", code=AuthErrorCode.TOKEN_INVALID
+        ) from exc
     try:
         return AccessClaims(user_id=int(claims["sub"]), session_id=int(claims["sid"]))
     except (TypeError, ValueError) as exc:
-        raise NotAuthenticated("The access token is invalid.", code="token_invalid") from exc
+        raise NotAuthenticated(
+            "The access token is invalid.", code=AuthErrorCode.TOKEN_INVALID
+        ) from exc
 
 
 def access_token_authenticate(token: str) -> tuple[User, int]:
@@ -150,7 +157,7 @@ def access_token_authenticate(token: str) -> tuple[User, int]:
         .first()
     )
     if session is None or session.revoked_at is not None:
-        raise NotAuthenticated("This session was ended.", code="token_revoked")
+        raise NotAuthenticated("This session was ended.", code=AuthErrorCode.TOKEN_REVOKED)
     if not session.user.is_active:
-        raise NotAuthenticated("This account is disabled.", code="account_disabled")
+        raise NotAuthenticated("This account is disabled.", code=AuthErrorCode.ACCOUNT_DISABLED)
     return session.user, session.id

@@ -6,4 +6,6 @@ class ShopConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from shop import realtime  # noqa: F401  (registers the shop's realtime topics)
+        from shop import events, realtime  # noqa: F401  (realtime registers the shop's topics)
+
+        events.register_events()

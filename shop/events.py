@@ -1,88 +1,169 @@
-"""What the shop announces to other apps, and the one place that fans it out.
+"""What the shop announces to other apps: its events and the payload of each (a contract).
 
-Other apps react to orders without ``shop`` importing them: in their ``AppConfig.ready`` they call
-``subscribe("order_paid", handler)``. Services call ``fire(name, **payload)`` inside their
-transaction; once it commits, every subscriber is called through the Celery task
-``shop.tasks.dispatch_event`` (one task per subscriber, so a slow or failing subscriber neither
-delays the request nor stops the others, and can be retried on its own). A rolled-back
-transaction announces nothing. There are no ``post_save`` signals.
+Events are recorded through the transactional outbox (core/outbox.py): services call the
+function named after the event (``events.order_paid(order)``) inside the transaction of the change,
+which writes the event row in that transaction; delivery runs after commit and from the periodic
+sweep, with retries. Other apps subscribe in their ``AppConfig.ready``:
+``outbox.subscribe(events.ORDER_PAID, handler)``; a handler is called as ``handler(**payload)``, at
+least once, and must be idempotent (key its writes on ``order_id`` / ``refund_id``). A rolled-back
+transaction announces nothing; there are no ``post_save`` signals.
 
-Payloads are plain JSON values (ids, amounts in fen, ISO datetimes). Delivery is at least once:
-handlers must be idempotent (key their writes on ``order_id`` / ``refund_id``).
+Payloads are JSON: ids and amounts in fen are ``int``, datetimes ISO 8601 strings (UTC). Every
+key below is always present (``None`` where stated):
 
-Events and payloads:
-
-- ``order_paid``: order_id, customer_id, community_id, total, paid_at
+- ``order_paid``: order_id, customer_id, community_id (or None), source (``"normal"`` until
+  campaign flows exist), source_ref (None for normal orders), total, discount (coupons), paid_at,
+  lines [{line_id, sku_id, product_id, quantity, list_unit_price, unit_price, paid_amount}]
+  (``unit_price`` is what was charged per unit, ``list_unit_price`` the catalogue price; equal
+  until campaign prices exist; ``paid_amount`` is the line's share of ``total`` after coupons, the
+  lines' ``paid_amount`` adding up to ``total``), codes (applied coupon / exclusive codes; [] while
+  pricing applies none), device_id (None: orders do not store one yet)
 - ``order_fulfilled``: order_id, customer_id, community_id, delivery_mode, fulfilled_at
 - ``order_completed``: order_id, customer_id, community_id, total, refunded_amount, completed_at
-- ``order_cancelled``: order_id, customer_id, community_id, reason, cancelled_at
+- ``order_cancelled``: order_id, customer_id, community_id, source, source_ref, reason
+  (``customer``, ``staff``, ``expired`` for an unpaid order past its deadline, ...), cancelled_at
 - ``order_refunded``: order_id, refund_id, customer_id, community_id, amount (this refund),
-  order_refunded_amount (all refunds so far), order_total, order_status, fully_refunded,
-  lines: [{order_line_id, sku_id, quantity, amount}] (what this refund took from each line)
+  order_refunded_amount (all refunds so far), order_total, order_status (after this refund),
+  fully_refunded, refunded_at, lines [{line_id, sku_id, quantity, amount}] (what this refund
+  took from each line)
 """
 
-import logging
-from collections.abc import Callable
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from core import outbox
+from core.outbox import subscribe, unsubscribe  # noqa: F401  (shop's subscribers may use these)
+from shop.models import Order, OrderLine, Refund, RefundLine
 
-logger = logging.getLogger(__name__)
-
+PUBLISHER = "shop"
 ORDER_PAID = "order_paid"
 ORDER_FULFILLED = "order_fulfilled"
 ORDER_COMPLETED = "order_completed"
 ORDER_CANCELLED = "order_cancelled"
 ORDER_REFUNDED = "order_refunded"
-EVENTS = frozenset({ORDER_PAID, ORDER_FULFILLED, ORDER_COMPLETED, ORDER_CANCELLED, ORDER_REFUNDED})
+EVENTS = (ORDER_PAID, ORDER_FULFILLED, ORDER_COMPLETED, ORDER_CANCELLED, ORDER_REFUNDED)
 
-Handler = Callable[..., Any]
-_subscribers: dict[str, dict[str, Handler]] = {name: {} for name in EVENTS}
-
-
-def handler_name(handler: Handler) -> str:
-    return f"{handler.__module__}.{handler.__qualname__}"
+# Orders have no source yet (campaign flows come later): every order is a normal one.
+NORMAL_SOURCE = "normal"
 
 
-def subscribe(event_name: str, handler: Handler) -> None:
-    """Call ``handler(**payload)`` after every committed ``event_name``. Subscribing the same
-    handler twice keeps one subscription (``ready()`` may run more than once in tests)."""
-    if event_name not in EVENTS:
-        raise ValueError(f"unknown shop event {event_name!r}")
-    _subscribers[event_name][handler_name(handler)] = handler
+def register_events() -> None:
+    """Called from ``ShopConfig.ready``."""
+    for name in EVENTS:
+        outbox.event_register(name, publisher=PUBLISHER)
 
 
-def unsubscribe(event_name: str, handler: Handler) -> None:
-    _subscribers[event_name].pop(handler_name(handler), None)
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
-def subscribers(event_name: str) -> dict[str, Handler]:
-    return dict(_subscribers[event_name])
+def _base(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.pk,
+        "customer_id": order.customer_id,
+        "community_id": order.community_id,
+    }
 
 
-def fire(event_name: str, **payload: Any) -> None:
-    """Announce ``event_name`` once the current transaction commits."""
-    if event_name not in EVENTS:
-        raise ValueError(f"unknown shop event {event_name!r}")
-    transaction.on_commit(lambda: _fan_out(event_name, payload), robust=True)
+# --- payloads -------------------------------------------------------------------------------------
+def order_paid_payload(order: Order) -> dict[str, Any]:
+    lines = OrderLine.objects.filter(order_id=order.pk).order_by("pk")
+    return {
+        **_base(order),
+        "source": NORMAL_SOURCE,
+        "source_ref": None,
+        "total": order.total,
+        "discount": order.discount,
+        "paid_at": _iso(order.paid_at),
+        "lines": [
+            {
+                "line_id": line_id,
+                "sku_id": sku_id,
+                "product_id": product_id,
+                "quantity": quantity,
+                "list_unit_price": unit_price,
+                "unit_price": unit_price,
+                "paid_amount": line_total,
+            }
+            for line_id, sku_id, product_id, quantity, unit_price, line_total in lines.values_list(
+                "pk", "sku_id", "sku__product_id", "quantity", "unit_price", "line_total"
+            )
+        ],
+        "codes": [],
+        "device_id": None,
+    }
 
 
-def _fan_out(event_name: str, payload: dict[str, Any]) -> None:
-    from shop.tasks import dispatch_event
-
-    for name in list(_subscribers[event_name]):
-        try:
-            dispatch_event.delay(event_name, name, payload)
-        except Exception:  # one subscriber (or the broker) failing must not starve the others
-            logger.exception("dispatching %s to %s failed", event_name, name)
+def order_fulfilled_payload(order: Order) -> dict[str, Any]:
+    return {
+        **_base(order),
+        "delivery_mode": order.delivery_mode,
+        "fulfilled_at": _iso(order.fulfilled_at),
+    }
 
 
-def dispatch(event_name: str, handler: str, payload: dict[str, Any]) -> bool:
-    """Run one subscriber (called by the ``dispatch_event`` task). Only subscribed handlers run,
-    looked up by name: a task naming anything else does nothing."""
-    target = _subscribers.get(event_name, {}).get(handler)
-    if target is None:
-        logger.warning("no subscriber %s for %s; dropped", handler, event_name)
-        return False
-    target(**payload)
-    return True
+def order_completed_payload(order: Order) -> dict[str, Any]:
+    return {
+        **_base(order),
+        "total": order.total,
+        "refunded_amount": order.refunded_amount,
+        "completed_at": _iso(order.completed_at),
+    }
+
+
+def order_cancelled_payload(order: Order) -> dict[str, Any]:
+    return {
+        **_base(order),
+        "source": NORMAL_SOURCE,
+        "source_ref": None,
+        "reason": order.cancel_reason,
+        "cancelled_at": _iso(order.cancelled_at),
+    }
+
+
+def order_refunded_payload(
+    *, refund: Refund, order: Order, parts: Sequence[RefundLine]
+) -> dict[str, Any]:
+    return {
+        **_base(order),
+        "refund_id": refund.pk,
+        "amount": refund.amount,
+        "order_refunded_amount": order.refunded_amount,
+        "order_total": order.total,
+        "order_status": order.status,
+        "fully_refunded": order.status == Order.Status.REFUNDED,
+        "refunded_at": _iso(refund.succeeded_at),
+        "lines": [
+            {
+                "line_id": part.order_line_id,
+                "sku_id": part.order_line.sku_id,
+                "quantity": part.quantity,
+                "amount": part.amount,
+            }
+            for part in parts
+        ],
+    }
+
+
+# --- recording (inside the service's transaction) -------------------------------------------------
+def order_paid(order: Order) -> None:
+    outbox.event_record(ORDER_PAID, lambda: order_paid_payload(order))
+
+
+def order_fulfilled(order: Order) -> None:
+    outbox.event_record(ORDER_FULFILLED, lambda: order_fulfilled_payload(order))
+
+
+def order_completed(order: Order) -> None:
+    outbox.event_record(ORDER_COMPLETED, lambda: order_completed_payload(order))
+
+
+def order_cancelled(order: Order) -> None:
+    outbox.event_record(ORDER_CANCELLED, lambda: order_cancelled_payload(order))
+
+
+def order_refunded(*, refund: Refund, order: Order, parts: Sequence[RefundLine]) -> None:
+    outbox.event_record(
+        ORDER_REFUNDED, lambda: order_refunded_payload(refund=refund, order=order, parts=parts)
+    )

@@ -1,8 +1,6 @@
 """Celery tasks of the shop: thin, take ids, safe to run twice (the services they call lock the
 rows they change and re-check state)."""
 
-from typing import Any
-
 from celery import shared_task
 
 
@@ -28,14 +26,6 @@ def refund_send(refund_id: int) -> None:
     from shop.services.payments import refund_send as send
 
     send(refund_id=refund_id)
-
-
-@shared_task
-def dispatch_event(event_name: str, handler: str, payload: dict[str, Any]) -> bool:
-    """Deliver one shop event to one subscriber (see shop/events.py)."""
-    from shop.events import dispatch
-
-    return dispatch(event_name, handler, payload)
 
 
 @shared_task

@@ -19,6 +19,7 @@ import httpx
 from django.conf import settings
 
 from core.errors import ApplicationError, NotAuthenticated
+from shop.error_codes import ShopAuthErrorCode
 
 CODE2SESSION_URL = "https://api.weixin.qq.com/sns/jscode2session"
 
@@ -31,13 +32,15 @@ class WechatIdentity:
 
 class WechatUnavailable(ApplicationError):
     status = 502
-    code = "wechat_unavailable"
+    code = ShopAuthErrorCode.WECHAT_UNAVAILABLE
     default_message = "WeChat login is temporarily unavailable; try again."
 
 
 def sandbox_identity(code: str) -> WechatIdentity:
     if code.startswith("invalid"):
-        raise NotAuthenticated("The login code is invalid or expired.", code="wechat_code_invalid")
+        raise NotAuthenticated(
+            "The login code is invalid or expired.", code=ShopAuthErrorCode.WECHAT_CODE_INVALID
+        )
     digest = hashlib.sha256(code.encode()).hexdigest()
     return WechatIdentity(openid=f"sbx_{digest[:24]}", unionid=f"sbxu_{digest[24:48]}")
 
@@ -67,11 +70,13 @@ def _wechat(code: str) -> WechatIdentity:
         raise WechatUnavailable() from exc
     errcode = data.get("errcode") or 0
     if errcode in (40029, 40163, 40226):  # invalid code, code already used, risky user
-        raise NotAuthenticated("The login code is invalid or expired.", code="wechat_code_invalid")
+        raise NotAuthenticated(
+            "The login code is invalid or expired.", code=ShopAuthErrorCode.WECHAT_CODE_INVALID
+        )
     if errcode == 45011:
         raise ApplicationError(
             "WeChat rate limit reached; retry shortly.",
-            code="wechat_rate_limited",
+            code=ShopAuthErrorCode.WECHAT_RATE_LIMITED,
             status=429,
             headers={"Retry-After": "5"},
             details={"retry_after": 5},

@@ -1,10 +1,11 @@
 """Admin for categories, products and SKUs. Products are managed here (no staff product API);
-publishing and withdrawing go through the catalog service."""
+publishing and withdrawing go through the catalog service. Prices are typed and shown in yuan."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Min, Q, Sum
 
+from core.admin_money import YuanField, yuan_display
 from core.errors import ApplicationError
 from shop.models import Category, Product, Sku
 from shop.services.catalog import product_set_status, sku_adjust_stock
@@ -32,6 +33,10 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 class SkuAdminForm(forms.ModelForm):
+    price = YuanField(label="Price (yuan)")
+    list_price = YuanField(
+        label="List price (yuan)", required=False, help_text="Crossed-out price (optional)"
+    )
     stock_change = forms.IntegerField(
         required=False,
         initial=0,
@@ -122,9 +127,7 @@ class ProductAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="From (fen)", ordering="min_price")
-    def min_price(self, obj: Product) -> int | None:
-        return obj.min_price
+    min_price = yuan_display("min_price", description="From")
 
     @admin.display(description="Stock", ordering="stock_total")
     def stock_total(self, obj: Product) -> int:
@@ -160,11 +163,13 @@ class SkuStandaloneForm(SkuAdminForm):
 @admin.register(Sku)
 class SkuAdmin(admin.ModelAdmin):
     form = SkuStandaloneForm
-    list_display = ("code", "product", "price", "list_price", "stock", "is_active")
+    list_display = ("code", "product", "price_yuan", "list_price_yuan", "stock", "is_active")
     list_filter = ("is_active", "product__status")
     search_fields = ("code", "product__title")
     list_select_related = ("product",)
     autocomplete_fields = ("product",)
+    price_yuan = yuan_display("price")
+    list_price_yuan = yuan_display("list_price")
     fields = (
         "product",
         "code",

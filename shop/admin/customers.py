@@ -1,15 +1,27 @@
 """Admin for customers, addresses, communities, memberships and pickup points. Writes that have
-rules (the default address, a community's leader, coordinates) go through the services."""
+rules (the default address, a community's leader, coordinates, joining and leaving a community)
+go through the services."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
 from core.errors import ApplicationError
+from shop.admin.pages import form_page, run_each
 from shop.models import Address, Community, CommunityMembership, Customer, PickupPoint
 from shop.services import addresses as address_services
-from shop.services.communities import check_coordinates, community_set_leader
+from shop.services.communities import (
+    check_coordinates,
+    community_join,
+    community_leave,
+    community_set_leader,
+)
 
 
 @admin.register(Customer)
@@ -101,7 +113,7 @@ class CommunityAdmin(admin.ModelAdmin):
     search_fields = ("name", "leader__nickname", "leader__openid")
     list_select_related = ("leader",)
     raw_id_fields = ("leader",)
-    readonly_fields = ("created_at",)
+    readonly_fields = ("members", "created_at")
     inlines = [PickupPointInline]
 
     def get_queryset(self, request):
@@ -122,6 +134,20 @@ class CommunityAdmin(admin.ModelAdmin):
     def pickup_points_count(self, obj: Community) -> int:
         return obj.pickup_points_count
 
+    @admin.display(description="Members")
+    def members(self, obj: Community) -> str:
+        # A link rather than an inline: a community can have thousands of members, and members
+        # join and leave through the services on the memberships page.
+        if obj.pk is None:
+            return "-"
+        url = reverse("admin:shop_communitymembership_changelist")
+        return format_html(
+            '<a href="{}?community__id__exact={}">{} member(s)</a>',
+            url,
+            obj.pk,
+            obj.memberships.count(),
+        )
+
     def save_model(self, request, obj, form, change):
         # The leader is appointed through the service (it also makes them a member and
         # notifies them); everything else is saved as usual.
@@ -136,14 +162,75 @@ class CommunityAdmin(admin.ModelAdmin):
             obj.leader_id = leader_id
 
 
+class MembershipJoinForm(forms.Form):
+    def __init__(self, *args, admin_site: admin.AdminSite, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, queryset in (
+            ("community", Community.objects.all()),
+            ("customer", Customer.objects.all()),
+        ):
+            relation = CommunityMembership._meta.get_field(name).remote_field
+            self.fields[name] = forms.ModelChoiceField(
+                queryset, widget=ForeignKeyRawIdWidget(relation, admin_site)
+            )
+
+
 @admin.register(CommunityMembership)
 class CommunityMembershipAdmin(admin.ModelAdmin):
+    """Members join and leave through ``community_join`` / ``community_leave`` (the leader cannot
+    leave, an inactive community takes no one); rows are never edited or deleted directly."""
+
     list_display = ("id", "community", "customer", "joined_at")
     list_filter = (("community", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("community__name", "customer__nickname", "customer__openid")
     list_select_related = ("community", "customer")
-    raw_id_fields = ("community", "customer")
-    readonly_fields = ("joined_at",)
+    readonly_fields = ("community", "customer", "joined_at")
+    actions = ["remove_members"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_leave_permission(self, request) -> bool:
+        return request.user.has_perm("shop.delete_communitymembership")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = MembershipJoinForm(
+            request.POST if request.method == "POST" else None, admin_site=self.admin_site
+        )
+        if form.is_valid():
+            community, customer = form.cleaned_data["community"], form.cleaned_data["customer"]
+            try:
+                _, created = community_join(community_id=community.pk, customer=customer)
+            except ApplicationError as exc:
+                form.add_error(None, f"{exc.message} ({exc.code})")
+            else:
+                if created:
+                    self.message_user(request, f"{customer} joined {community}.", messages.SUCCESS)
+                else:
+                    self.message_user(
+                        request, f"{customer} is already a member of {community}.", messages.INFO
+                    )
+                return HttpResponseRedirect(reverse("admin:shop_communitymembership_changelist"))
+        return form_page(
+            request, self, title="Add a member to a community", form=form, submit="Join"
+        )
+
+    @admin.action(description="Remove from their community (leave)", permissions=["leave"])
+    def remove_members(self, request, queryset):
+        run_each(
+            self,
+            request,
+            queryset.select_related("community", "customer"),
+            lambda membership: community_leave(
+                community_id=membership.community_id, customer=membership.customer
+            ),
+            "Removed",
+        )
 
 
 @admin.register(PickupPoint)

@@ -3,7 +3,8 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.decorators import decorate_view
 
-from core.http import micro_cache
+from core.http import errors, micro_cache
+from shop.error_codes import CatalogErrorCode
 from shop.schemas.catalog import CategoryOut, ProductDetailOut, ProductPageOut
 from shop.selectors import catalog as selectors
 
@@ -13,7 +14,12 @@ MAX_ID = 2**63 - 1
 
 
 @router.get(
-    "/categories", response=list[CategoryOut], summary="All categories (flat, with parent ids)"
+    "/categories",
+    response=list[CategoryOut],
+    summary="All categories (flat, with parent ids)",
+    description=(
+        "Every category, flat, with its parent id (build the tree client-side). Public; read-only."
+    ),
 )
 def category_list(request: HttpRequest):
     return selectors.categories_list()
@@ -57,6 +63,11 @@ def product_list(
     "/products/{product_id}",
     response=ProductDetailOut,
     summary="An on-sale product with its SKUs and live availability",
+    description=(
+        "An on-sale product with its SKUs, prices and live stock. Public; read-only. A product "
+        "that does not exist or is not on sale is 404 `product_not_found`."
+    ),
 )
+@errors(CatalogErrorCode.PRODUCT_NOT_FOUND)
 def product_detail(request: HttpRequest, product_id: int):
     return selectors.product_public_detail(product_id=product_id)

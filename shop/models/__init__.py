@@ -4,6 +4,8 @@ from shop.models.catalog import Category, Product, Sku
 from shop.models.customers import Address, Community, CommunityMembership, Customer, PickupPoint
 from shop.models.orders import Order, OrderLine, StockReservation
 from shop.models.payments import Payment, Refund, RefundLine, WebhookEvent
+from shop.models.reconciliation import ReconciliationDiscrepancy
+from shop.models.timeline import OrderEvent
 
 __all__ = [
     "Address",
@@ -12,10 +14,12 @@ __all__ = [
     "CommunityMembership",
     "Customer",
     "Order",
+    "OrderEvent",
     "OrderLine",
     "Payment",
     "PickupPoint",
     "Product",
+    "ReconciliationDiscrepancy",
     "Refund",
     "RefundLine",
     "Sku",

@@ -24,13 +24,25 @@ class Payment(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
-    failure_message = models.CharField(max_length=500, blank=True)
+    failure_message = models.CharField(
+        max_length=500, blank=True, help_text="Shown to the customer: a stable, human text"
+    )
+    provider_detail = models.TextField(
+        blank=True, help_text="What the provider said (operators only; never shown to customers)"
+    )
     refunded_amount = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(refunded_amount__gte=0)
+                & models.Q(refunded_amount__lte=models.F("amount")),
+                name="payment_refund_within_amount",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} payment {self.pk} ({self.status})"
@@ -62,6 +74,9 @@ class Refund(models.Model):
     reason = models.CharField(max_length=24, choices=Reason.choices)
     note = models.CharField(max_length=500, blank=True)
     restock = models.BooleanField(default=False, help_text="Return the refunded units to stock")
+    restocked_quantity = models.PositiveIntegerField(
+        default=0, help_text="Units put back on sale when the refund succeeded"
+    )
     provider_ref = models.CharField(max_length=255, null=True, blank=True, unique=True)
     failure_message = models.CharField(max_length=500, blank=True)
     requested_by = models.ForeignKey(

@@ -5,21 +5,20 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import StringConstraints, field_validator
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Optional64 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
-Phone = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,30}$")
-]
-OptionalPhone = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^(\+?[0-9][0-9 \-]{4,30})?$")
-]
-AvatarUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^(https?://\S+)?$")
-]
-OpeningHours = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Latitude = Annotated[Decimal, Field(ge=-90, le=90, description="Degrees, -90..90")]
-Longitude = Annotated[Decimal, Field(ge=-180, le=180, description="Degrees, -180..180")]
+from core.schemas import Id, StrictBool, json_number, trimmed
+
+# Text is checked as sent, then trimmed (core.schemas.trimmed): what the OpenAPI document says.
+Name = trimmed(min_length=1, max_length=100)
+Text64 = trimmed(min_length=1, max_length=64)
+Optional64 = trimmed(max_length=64)
+Text255 = trimmed(min_length=1, max_length=255)
+Phone = trimmed(pattern=r"^\+?[0-9][0-9 \-]{4,30}$")
+OptionalPhone = trimmed(pattern=r"^(\+?[0-9][0-9 \-]{4,30})?$")
+AvatarUrl = trimmed(max_length=500, pattern=r"^(https?://\S+)?$")
+OpeningHours = trimmed(max_length=200)
+PostalCode = trimmed(max_length=16, pattern=r"^[0-9A-Za-z \-]*$")
+Latitude = json_number(-90, 90, "Degrees, -90..90")
+Longitude = json_number(-180, 180, "Degrees, -180..180")
 
 _MICRODEGREE = Decimal("0.000001")
 
@@ -55,11 +54,9 @@ class AddressIn(Schema):
     province: Text64
     city: Text64
     district: Optional64 = ""
-    detail: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    postal_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=16, pattern=r"^[0-9A-Za-z \-]*$")
-    ] = ""
-    is_default: bool = Field(
+    detail: Text255
+    postal_code: PostalCode = ""
+    is_default: StrictBool = Field(
         False, description="Make this the default (the first address always is); false never unsets"
     )
 
@@ -136,42 +133,42 @@ class MembershipOut(Schema):
 class CommunityCreateIn(Schema):
     name: Name
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
-    is_active: bool = True
-    leader_customer_id: int | None = Field(None, ge=1)
+    is_active: StrictBool = True
+    leader_customer_id: Id | None = Field(None, ge=1)
 
 
+# PATCH bodies: a field left out is not changed. Those that cannot be cleared are typed without
+# ``| None`` (their default is never validated), so the document does not offer null for them and
+# the server refuses it in the same words.
 class CommunityPatchIn(Schema):
-    name: Name | None = None
-    description: Annotated[str, StringConstraints(max_length=5000)] | None = None
-    is_active: bool | None = None
+    name: Name = None
+    description: Annotated[str, StringConstraints(max_length=5000)] = None
+    is_active: StrictBool = None
 
 
 class LeaderIn(Schema):
-    customer_id: int | None = Field(..., ge=1, description="null removes the leader")
+    customer_id: Id | None = Field(..., ge=1, description="null removes the leader")
 
 
 class PickupPointIn(Schema):
     name: Name
-    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    address: Text255
     opening_hours: OpeningHours = ""
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     contact_phone: OptionalPhone = ""
-    is_active: bool = True
+    is_active: StrictBool = True
 
     _round = field_validator("latitude", "longitude")(_microdegrees)
 
 
 class PickupPointPatchIn(Schema):
-    name: Name | None = None
-    address: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-        | None
-    ) = None
-    opening_hours: OpeningHours | None = None
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
-    contact_phone: OptionalPhone | None = None
-    is_active: bool | None = None
+    name: Name = None
+    address: Text255 = None
+    opening_hours: OpeningHours = None
+    latitude: Latitude | None = Field(None, description="null clears it")
+    longitude: Longitude | None = Field(None, description="null clears it")
+    contact_phone: OptionalPhone = None
+    is_active: StrictBool = None
 
     _round = field_validator("latitude", "longitude")(_microdegrees)

@@ -3,6 +3,8 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
+from core.schemas import DateTimeIn, Fen, Id, Quantity, StrictBool
+
 OrderStatus = Literal[
     "pending_payment",
     "paid",
@@ -17,8 +19,8 @@ RefundStatus = Literal["requested", "approved", "succeeded", "rejected", "failed
 
 
 class OrderLineIn(Schema):
-    sku_id: int
-    quantity: int = Field(..., ge=1, le=999)
+    sku_id: Id
+    quantity: Quantity = Field(..., ge=1, le=999)
 
 
 class OrderCreateIn(Schema):
@@ -26,9 +28,9 @@ class OrderCreateIn(Schema):
         ..., min_length=1, max_length=50, description="The same SKU twice is merged into one line."
     )
     delivery_mode: DeliveryMode
-    community_id: int | None = Field(None, description="Default: the pickup point's community.")
-    pickup_point_id: int | None = Field(None, description="Required for pickup.")
-    address_id: int | None = Field(
+    community_id: Id | None = Field(None, description="Default: the pickup point's community.")
+    pickup_point_id: Id | None = Field(None, description="Required for pickup.")
+    address_id: Id | None = Field(
         None,
         description="One of your addresses: required for courier, optional for leader delivery.",
     )
@@ -94,8 +96,8 @@ class StaffOrderFilter(Schema):
     community_id: int | None = None
     customer_id: int | None = None
     number: str | None = Field(None, max_length=32)
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: DateTimeIn | None = None
+    created_to: DateTimeIn | None = None
 
 
 class PickupVerifyIn(Schema):
@@ -103,22 +105,22 @@ class PickupVerifyIn(Schema):
 
 
 class RefundLineIn(Schema):
-    order_line_id: int
-    quantity: int = Field(..., ge=1, le=999)
+    order_line_id: Id
+    quantity: Quantity = Field(..., ge=1, le=999)
 
 
 class RefundRequestIn(Schema):
     lines: list[RefundLineIn] | None = Field(
         None, min_length=1, max_length=50, description="Refund these units (or give `amount`)."
     )
-    amount: int | None = Field(
+    amount: Fen | None = Field(
         None, ge=1, description="Refund this many fen, spread over the lines (or give `lines`)."
     )
     note: str = Field("", max_length=500)
 
 
 class RefundIssueIn(RefundRequestIn):
-    restock: bool | None = Field(
+    restock: StrictBool | None = Field(
         None, description="Put refunded units back on sale; default: when not yet fulfilled."
     )
 
@@ -142,6 +144,9 @@ class RefundOut(Schema):
     reason: str
     note: str
     restock: bool
+    restocked_quantity: int = Field(
+        ..., description="Units put back on sale (when the refund succeeded; 0 for an amount)"
+    )
     failure_message: str
     created_at: datetime
     decided_at: datetime | None

@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from core.errors import NotFound
+from shop.error_codes import CatalogErrorCode
 from shop.models import Category, Community, Product, Sku
 
 AD_LABEL = "广告 / Ad"
@@ -177,5 +178,8 @@ def product_public_detail(*, product_id: int) -> Product:
         .first()
     )
     if product is None:
-        raise NotFound("This product does not exist or is not on sale.", code="product_not_found")
+        raise NotFound(
+            "This product does not exist or is not on sale.",
+            code=CatalogErrorCode.PRODUCT_NOT_FOUND,
+        )
     return product

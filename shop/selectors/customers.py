@@ -16,6 +16,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from core.errors import NotFound, PermissionDenied
+from shop.error_codes import CommunityErrorCode, CustomerErrorCode
 from shop.models import Address, Community, CommunityMembership, Customer, PickupPoint
 
 
@@ -23,7 +24,9 @@ def customer_of(user: AbstractBaseUser) -> Customer:
     """The shopper profile of a logged-in user; operators without one get 403 ``not_a_customer``."""
     customer = Customer.objects.filter(user_id=user.pk).first()
     if customer is None:
-        raise PermissionDenied("This endpoint is for shoppers.", code="not_a_customer")
+        raise PermissionDenied(
+            "This endpoint is for shoppers.", code=CustomerErrorCode.NOT_A_CUSTOMER
+        )
     return customer
 
 
@@ -35,7 +38,7 @@ def address_of(*, customer: Customer, address_id: int) -> Address:
     """One of the customer's own addresses; anyone else's is indistinguishable from none."""
     address = Address.objects.filter(customer=customer, pk=address_id).first()
     if address is None:
-        raise NotFound("This address does not exist.", code="address_not_found")
+        raise NotFound("This address does not exist.", code=CustomerErrorCode.ADDRESS_NOT_FOUND)
     return address
 
 
@@ -73,7 +76,9 @@ def community_public_detail(*, community_id: int) -> Community:
         .first()
     )
     if community is None:
-        raise NotFound("This community does not exist.", code="community_not_found")
+        raise NotFound(
+            "This community does not exist.", code=CommunityErrorCode.COMMUNITY_NOT_FOUND
+        )
     return community
 
 
@@ -92,7 +97,9 @@ def community_detail(*, community_id: int) -> Community:
         .first()
     )
     if community is None:
-        raise NotFound("This community does not exist.", code="community_not_found")
+        raise NotFound(
+            "This community does not exist.", code=CommunityErrorCode.COMMUNITY_NOT_FOUND
+        )
     return community
 
 

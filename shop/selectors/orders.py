@@ -5,6 +5,7 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 
 from core.errors import NotFound
+from shop.error_codes import RefundErrorCode
 from shop.models import Customer, Order, OrderLine, Refund, RefundLine
 
 
@@ -88,5 +89,5 @@ def refunds_for_staff(
 def refund_for_staff(*, refund_id: int) -> Refund:
     refund = _refunds(Refund.objects.filter(pk=refund_id)).first()
     if refund is None:
-        raise NotFound("Refund not found.", code="refund_not_found")
+        raise NotFound("Refund not found.", code=RefundErrorCode.REFUND_NOT_FOUND)
     return refund

@@ -9,6 +9,8 @@ one customer run one after the other; the partial unique constraint
 from django.db import transaction
 
 from core.errors import Conflict
+from shop import locks
+from shop.error_codes import CustomerErrorCode
 from shop.models import Address, Customer
 from shop.selectors.customers import address_of
 
@@ -26,7 +28,7 @@ ADDRESS_FIELDS = (
 
 
 def _lock_customer(customer: Customer) -> None:
-    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk").first()
+    locks.lock_customer(customer.pk)
 
 
 def _make_default(address: Address) -> None:
@@ -58,7 +60,7 @@ def address_create(
         if existing.count() >= ADDRESS_LIMIT:
             raise Conflict(
                 f"At most {ADDRESS_LIMIT} addresses; delete one first.",
-                code="address_limit_reached",
+                code=CustomerErrorCode.ADDRESS_LIMIT_REACHED,
                 details={"limit": ADDRESS_LIMIT},
             )
         has_default = existing.filter(is_default=True).exists()

@@ -4,6 +4,8 @@ from django.db import transaction
 from django.db.models import F
 
 from core.errors import Conflict, InvalidInput, NotFound
+from shop import locks
+from shop.error_codes import CatalogErrorCode
 from shop.models import Product, Sku
 from shop.services.stock import stock_forget_short
 
@@ -15,15 +17,17 @@ def product_set_status(*, product_id: int, status: str) -> Product:
     item with no price.
     """
     if status not in Product.Status.values:
-        raise InvalidInput(f"Unknown product status {status!r}.", code="invalid_status")
+        raise InvalidInput(
+            f"Unknown product status {status!r}.", code=CatalogErrorCode.INVALID_STATUS
+        )
     with transaction.atomic():
-        product = Product.objects.select_for_update().filter(pk=product_id).first()
+        product = locks.lock_product(product_id)
         if product is None:
-            raise NotFound("This product does not exist.", code="product_not_found")
+            raise NotFound("This product does not exist.", code=CatalogErrorCode.PRODUCT_NOT_FOUND)
         if status == Product.Status.ON_SALE and not product.skus.filter(is_active=True).exists():
             raise Conflict(
                 "A product needs at least one active SKU before it goes on sale.",
-                code="product_has_no_skus",
+                code=CatalogErrorCode.PRODUCT_HAS_NO_SKUS,
             )
         if product.status != status:
             product.status = status
@@ -39,10 +43,10 @@ def sku_adjust_stock(*, sku_id: int, delta: int) -> int:
         if not updated:
             sku = Sku.objects.filter(pk=sku_id).only("stock").first()
             if sku is None:
-                raise NotFound("This SKU does not exist.", code="sku_not_found")
+                raise NotFound("This SKU does not exist.", code=CatalogErrorCode.SKU_NOT_FOUND)
             raise Conflict(
                 f"Only {sku.stock} unit(s) in stock; cannot remove {-delta}.",
-                code="stock_would_go_negative",
+                code=CatalogErrorCode.STOCK_WOULD_GO_NEGATIVE,
                 details={"sku_id": sku_id, "available": sku.stock},
             )
         if delta > 0:

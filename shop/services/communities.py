@@ -13,6 +13,8 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.notifications import notify
 from core.realtime import topic_group
 from core.side_effects import push_on_commit
+from shop import locks
+from shop.error_codes import CommunityErrorCode
 from shop.models import Community, CommunityMembership, Customer, PickupPoint
 
 COMMUNITY_FIELDS = ("name", "description", "is_active")
@@ -32,18 +34,19 @@ def check_coordinates(*, latitude: Decimal | None, longitude: Decimal | None) ->
     """Both or neither; latitude within -90..90, longitude within -180..180."""
     if (latitude is None) != (longitude is None):
         raise InvalidInput(
-            "Give both latitude and longitude, or neither.", code="invalid_coordinates"
+            "Give both latitude and longitude, or neither.",
+            code=CommunityErrorCode.INVALID_COORDINATES,
         )
     if latitude is not None and not Decimal(-90) <= Decimal(latitude) <= Decimal(90):
         raise InvalidInput(
             "Latitude must be between -90 and 90.",
-            code="invalid_coordinates",
+            code=CommunityErrorCode.INVALID_COORDINATES,
             details={"latitude": str(latitude)},
         )
     if longitude is not None and not Decimal(-180) <= Decimal(longitude) <= Decimal(180):
         raise InvalidInput(
             "Longitude must be between -180 and 180.",
-            code="invalid_coordinates",
+            code=CommunityErrorCode.INVALID_COORDINATES,
             details={"longitude": str(longitude)},
         )
 
@@ -51,7 +54,7 @@ def check_coordinates(*, latitude: Decimal | None, longitude: Decimal | None) ->
 def check_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
-        raise InvalidInput("A name is required.", code="name_required")
+        raise InvalidInput("A name is required.", code=CommunityErrorCode.NAME_REQUIRED)
     return name
 
 
@@ -66,21 +69,25 @@ def _check_changes(
     missing = sorted(f for f, value in data.items() if value is None and f not in nullable)
     if missing:
         raise InvalidInput(
-            "These fields cannot be null.", code="field_required", details={"fields": missing}
+            "These fields cannot be null.",
+            code=CommunityErrorCode.FIELD_REQUIRED,
+            details={"fields": missing},
         )
 
 
 def _lock_community(community_id: int) -> Community:
-    community = Community.objects.select_for_update().filter(pk=community_id).first()
+    community = locks.lock_community(community_id)
     if community is None:
-        raise NotFound("This community does not exist.", code="community_not_found")
+        raise NotFound(
+            "This community does not exist.", code=CommunityErrorCode.COMMUNITY_NOT_FOUND
+        )
     return community
 
 
 def _customer(customer_id: int) -> Customer:
     customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
-        raise NotFound("This customer does not exist.", code="customer_not_found")
+        raise NotFound("This customer does not exist.", code=CommunityErrorCode.CUSTOMER_NOT_FOUND)
     return customer
 
 
@@ -153,7 +160,9 @@ def community_join(*, community_id: int, customer: Customer) -> tuple[CommunityM
     """Join an active community; joining again returns the existing membership."""
     community = Community.objects.filter(pk=community_id, is_active=True).first()
     if community is None:
-        raise NotFound("This community does not exist.", code="community_not_found")
+        raise NotFound(
+            "This community does not exist.", code=CommunityErrorCode.COMMUNITY_NOT_FOUND
+        )
     with transaction.atomic():
         membership, created = CommunityMembership.objects.get_or_create(
             community=community, customer=customer
@@ -168,7 +177,7 @@ def community_leave(*, community_id: int, customer: Customer) -> bool:
         if community.leader_id == customer.pk:
             raise Conflict(
                 "A community's leader cannot leave it; ask an operator to appoint another leader.",
-                code="leader_cannot_leave",
+                code=CommunityErrorCode.LEADER_CANNOT_LEAVE,
             )
         deleted, _ = CommunityMembership.objects.filter(
             community=community, customer=customer
@@ -206,9 +215,11 @@ def pickup_point_update(*, pickup_point_id: int, data: dict[str, Any]) -> Pickup
     """Change some fields (keys absent: unchanged); coordinates are checked as a pair."""
     _check_changes(data, PICKUP_POINT_FIELDS, nullable=NULLABLE_PICKUP_POINT_FIELDS)
     with transaction.atomic():
-        point = PickupPoint.objects.select_for_update().filter(pk=pickup_point_id).first()
+        point = locks.lock_pickup_point(pickup_point_id)
         if point is None:
-            raise NotFound("This pickup point does not exist.", code="pickup_point_not_found")
+            raise NotFound(
+                "This pickup point does not exist.", code=CommunityErrorCode.PICKUP_POINT_NOT_FOUND
+            )
         if "name" in data:
             data = {**data, "name": check_name(data["name"])}
         for field, value in data.items():

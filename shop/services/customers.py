@@ -3,8 +3,9 @@ from django.db import IntegrityError, transaction
 from core.errors import NotAuthenticated
 from core.models import User
 from core.tokens import TokenPair, session_start
+from shop.error_codes import ShopAuthErrorCode
 from shop.models import Customer
-from shop.wechat import code_to_identity
+from shop.wechat import WechatIdentity, code_to_identity
 
 
 def customer_get_or_create(*, openid: str, unionid: str | None = None) -> tuple[Customer, bool]:
@@ -27,10 +28,16 @@ def customer_get_or_create(*, openid: str, unionid: str | None = None) -> tuple[
 
 
 def customer_login_wechat(*, code: str, user_agent: str = "") -> tuple[Customer, bool, TokenPair]:
-    identity = code_to_identity(code)
+    return customer_login_identity(identity=code_to_identity(code), user_agent=user_agent)
+
+
+def customer_login_identity(
+    *, identity: WechatIdentity, user_agent: str = ""
+) -> tuple[Customer, bool, TokenPair]:
+    """Log in the customer WeChat vouched for (created on first sight)."""
     customer, created = customer_get_or_create(openid=identity.openid, unionid=identity.unionid)
     if not customer.user.is_active:
-        raise NotAuthenticated("This account is disabled.", code="account_disabled")
+        raise NotAuthenticated("This account is disabled.", code=ShopAuthErrorCode.ACCOUNT_DISABLED)
     return customer, created, session_start(user=customer.user, user_agent=user_agent)
 
 

@@ -24,28 +24,30 @@ import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import User
 from core.notifications import notify
-from shop import events
+from shop import events, locks
+from shop.error_codes import OrderErrorCode, PickupErrorCode
 from shop.models import (
     Address,
     Community,
     Customer,
     Order,
+    OrderEvent,
     OrderLine,
     PickupPoint,
     Product,
     Refund,
     Sku,
 )
+from shop.services import pricing
 from shop.services.pricing import PricingContext, PricingLine, order_price
 from shop.services.stock import (
     out_of_stock,
@@ -55,6 +57,7 @@ from shop.services.stock import (
     stock_remember_short,
     stock_reserve,
 )
+from shop.services.timeline import Kind, order_event_record
 
 MAX_LINES = 50
 MAX_QUANTITY = 999
@@ -67,7 +70,7 @@ S = Order.Status
 def illegal_transition(order: Order, to: str) -> Conflict:
     return Conflict(
         f"An order that is {order.status} cannot become {to}.",
-        code="illegal_transition",
+        code=OrderErrorCode.ILLEGAL_TRANSITION,
         details={"from": order.status, "to": to},
     )
 
@@ -79,10 +82,7 @@ def order_not_found() -> NotFound:
 def lock_order(*, order_id: int, customer: Customer | None = None) -> Order:
     """The order row, locked for this transaction (with its customer, unlocked); 404 if it does
     not exist or, with ``customer``, is not theirs."""
-    qs = Order.objects.select_for_update(of=("self",)).select_related("customer")
-    if customer is not None:
-        qs = qs.filter(customer=customer)
-    order = qs.filter(pk=order_id).first()
+    order = locks.lock_order(order_id, customer=customer)
     if order is None:
         raise order_not_found()
     return order
@@ -96,14 +96,6 @@ def has_open_refund(order: Order) -> bool:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def _event_base(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.pk,
-        "customer_id": order.customer_id,
-        "community_id": order.community_id,
-    }
 
 
 def _new_number(now: datetime) -> str:
@@ -121,11 +113,11 @@ def _new_pickup_code() -> str:
 # --- create ----------------------------------------------------------------------------------
 def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
     if not lines:
-        raise InvalidInput("An order needs at least one line.", code="no_lines")
+        raise InvalidInput("An order needs at least one line.", code=OrderErrorCode.NO_LINES)
     if len(lines) > MAX_LINES:
         raise InvalidInput(
             f"An order has at most {MAX_LINES} lines.",
-            code="too_many_lines",
+            code=OrderErrorCode.TOO_MANY_LINES,
             details={"max": MAX_LINES},
         )
     merged: dict[int, int] = defaultdict(int)
@@ -133,7 +125,7 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
         if not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidInput(
                 f"Quantities are between 1 and {MAX_QUANTITY}.",
-                code="invalid_quantity",
+                code=OrderErrorCode.INVALID_QUANTITY,
                 details={"sku_id": sku_id, "quantity": quantity},
             )
         merged[sku_id] += quantity  # the same SKU twice is one line with the summed quantity
@@ -141,7 +133,7 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
         if quantity > MAX_QUANTITY:
             raise InvalidInput(
                 f"Quantities are between 1 and {MAX_QUANTITY}.",
-                code="invalid_quantity",
+                code=OrderErrorCode.INVALID_QUANTITY,
                 details={"sku_id": sku_id, "quantity": quantity},
             )
     return dict(merged)
@@ -151,7 +143,7 @@ def _load_skus(quantities: dict[int, int]) -> list[Sku]:
     """One plain read (no transaction) of the SKUs with their products. It refuses unknown,
     off-sale and sold-out SKUs before any write; the conditional update stays the real guard."""
     restricted = Product.communities.through.objects.filter(product_id=OuterRef("product_id"))
-    skus = list(
+    skus: list[Sku] = list(
         Sku.objects.select_related("product")
         .annotate(community_restricted=Exists(restricted))
         .filter(pk__in=quantities)
@@ -160,13 +152,15 @@ def _load_skus(quantities: dict[int, int]) -> list[Sku]:
     missing = sorted(set(quantities) - {sku.pk for sku in skus})
     if missing:
         raise NotFound(
-            "Some items do not exist.", code="sku_not_found", details={"sku_ids": missing}
+            "Some items do not exist.",
+            code=OrderErrorCode.SKU_NOT_FOUND,
+            details={"sku_ids": missing},
         )
     for sku in skus:
         if not sku.is_active or sku.product.status != Product.Status.ON_SALE:
             raise Conflict(
                 "This item is not on sale.",
-                code="product_unavailable",
+                code=OrderErrorCode.PRODUCT_UNAVAILABLE,
                 details={"sku_id": sku.pk, "product_id": sku.product_id},
             )
     for sku in skus:
@@ -179,9 +173,9 @@ def _load_skus(quantities: dict[int, int]) -> list[Sku]:
 def _active_community(community_id: int) -> Community:
     community = Community.objects.filter(pk=community_id).first()
     if community is None:
-        raise NotFound("Community not found.", code="community_not_found")
+        raise NotFound("Community not found.", code=OrderErrorCode.COMMUNITY_NOT_FOUND)
     if not community.is_active:
-        raise InvalidInput("This community is not active.", code="community_inactive")
+        raise InvalidInput("This community is not active.", code=OrderErrorCode.COMMUNITY_INACTIVE)
     return community
 
 
@@ -197,54 +191,60 @@ def _resolve_delivery(
     if delivery_mode not in Order.DeliveryMode.values:
         raise InvalidInput(
             "Unknown delivery mode.",
-            code="invalid_delivery_mode",
+            code=OrderErrorCode.INVALID_DELIVERY_MODE,
             details={"allowed": list(Order.DeliveryMode.values)},
         )
     community = pickup_point = address = None
     if delivery_mode == Order.DeliveryMode.PICKUP:
         if pickup_point_id is None:
-            raise InvalidInput("Choose a pickup point.", code="pickup_point_required")
+            raise InvalidInput("Choose a pickup point.", code=OrderErrorCode.PICKUP_POINT_REQUIRED)
         pickup_point = (
             PickupPoint.objects.select_related("community").filter(pk=pickup_point_id).first()
         )
         if pickup_point is None or not pickup_point.is_active:
             raise InvalidInput(
                 "This pickup point is not available.",
-                code="pickup_point_unavailable",
+                code=OrderErrorCode.PICKUP_POINT_UNAVAILABLE,
                 details={"pickup_point_id": pickup_point_id},
             )
         if community_id is not None and pickup_point.community_id != community_id:
             raise InvalidInput(
                 "This pickup point does not belong to that community.",
-                code="pickup_point_not_in_community",
+                code=OrderErrorCode.PICKUP_POINT_NOT_IN_COMMUNITY,
                 details={"pickup_point_id": pickup_point_id, "community_id": community_id},
             )
         community = pickup_point.community
         if not community.is_active:
-            raise InvalidInput("This community is not active.", code="community_inactive")
+            raise InvalidInput(
+                "This community is not active.", code=OrderErrorCode.COMMUNITY_INACTIVE
+            )
     else:
         if community_id is not None:
             community = _active_community(community_id)
         if delivery_mode == Order.DeliveryMode.COURIER and address_id is None:
-            raise InvalidInput("Choose a delivery address.", code="address_required")
+            raise InvalidInput("Choose a delivery address.", code=OrderErrorCode.ADDRESS_REQUIRED)
         if delivery_mode == Order.DeliveryMode.LEADER_DELIVERY:
             if community is None:
-                raise InvalidInput("Leader delivery needs a community.", code="community_required")
+                raise InvalidInput(
+                    "Leader delivery needs a community.", code=OrderErrorCode.COMMUNITY_REQUIRED
+                )
             if community.leader_id is None:
                 raise InvalidInput(
-                    "This community has no leader to deliver.", code="community_has_no_leader"
+                    "This community has no leader to deliver.",
+                    code=OrderErrorCode.COMMUNITY_HAS_NO_LEADER,
                 )
         if address_id is not None:
             found = Address.objects.filter(pk=address_id, customer=customer).first()
             if found is None:
-                raise NotFound("Address not found.", code="address_not_found")
+                raise NotFound("Address not found.", code=OrderErrorCode.ADDRESS_NOT_FOUND)
             address = found.snapshot()
     return community, pickup_point, address
 
 
 def _check_offered_in(skus: list[Sku], community: Community | None) -> None:
     """Products tied to communities are sold only in those communities."""
-    restricted = [sku for sku in skus if sku.community_restricted]
+    # community_restricted: annotated by _load_skus
+    restricted = [sku for sku in skus if sku.community_restricted]  # type: ignore[attr-defined]
     if not restricted:
         return
     offered = set()
@@ -258,7 +258,7 @@ def _check_offered_in(skus: list[Sku], community: Community | None) -> None:
         if sku.product_id not in offered:
             raise Conflict(
                 "This item is not offered in your community.",
-                code="product_unavailable",
+                code=OrderErrorCode.PRODUCT_UNAVAILABLE,
                 details={"sku_id": sku.pk, "product_id": sku.product_id},
             )
 
@@ -266,20 +266,21 @@ def _check_offered_in(skus: list[Sku], community: Community | None) -> None:
 def _check_purchase_limits(
     *, customer: Customer, skus: list[Sku], quantities: dict[int, int]
 ) -> None:
-    """Units of a limited product in the customer's non-cancelled orders plus this order must
-    stay within ``purchase_limit``. Call inside the transaction: the customer row is locked so
-    two concurrent orders of one customer are counted one after the other."""
+    """Units of a limited product in the customer's non-cancelled orders (less the units
+    refunded) plus this order must stay within ``purchase_limit``. Call inside the transaction:
+    the customer row is locked so two concurrent orders of one customer are counted one after
+    the other."""
     limited: dict[int, Product] = {
         sku.product_id: sku.product for sku in skus if sku.product.purchase_limit is not None
     }
     if not limited:
         return
-    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk").first()
+    locks.lock_customer(customer.pk)
     bought = dict(
         OrderLine.objects.filter(order__customer=customer, sku__product_id__in=limited)
         .exclude(order__status=Order.Status.CANCELLED)
         .values_list("sku__product_id")
-        .annotate(units=Sum("quantity"))
+        .annotate(units=Sum(F("quantity") - F("refunded_quantity")))
         .values_list("sku__product_id", "units")
     )
     wanted: dict[int, int] = defaultdict(int)
@@ -290,7 +291,7 @@ def _check_purchase_limits(
         if already + wanted[product_id] > product.purchase_limit:
             raise Conflict(
                 "This exceeds the purchase limit for this product.",
-                code="purchase_limit_exceeded",
+                code=OrderErrorCode.PURCHASE_LIMIT_EXCEEDED,
                 details={
                     "product_id": product_id,
                     "limit": product.purchase_limit,
@@ -298,6 +299,19 @@ def _check_purchase_limits(
                     "requested": wanted[product_id],
                 },
             )
+
+
+def _check_coupon(coupon_code: str) -> str:
+    """A coupon code that no ``pricing.COUPON_CHECKS`` knows is refused, never stored (there are
+    none until promotions register theirs)."""
+    code = coupon_code.strip()
+    if code and not any(check(code) for check in pricing.COUPON_CHECKS):
+        raise InvalidInput(
+            "This coupon code is not valid.",
+            code=OrderErrorCode.COUPON_INVALID,
+            details={"coupon_code": code},
+        )
+    return code
 
 
 def order_create(
@@ -321,6 +335,7 @@ def order_create(
     more than 50 lines, delivery details missing or wrong: 422.
     """
     quantities = _check_lines(lines)
+    coupon_code = _check_coupon(coupon_code)
     stock_refuse_known_short(quantities=quantities)
     skus = _load_skus(quantities)
     community, pickup_point, address = _resolve_delivery(
@@ -365,6 +380,7 @@ def order_create(
             note=note,
             payment_deadline=deadline,
         )
+        order_event_record(order=order, kind=Kind.PLACED, from_status="", actor=customer.user)
         OrderLine.objects.bulk_create(
             OrderLine(
                 order=order,
@@ -393,7 +409,7 @@ def order_get_payable(*, order_id: int, customer: Customer) -> Order:
     if order.status != S.PENDING_PAYMENT or order.payment_deadline <= timezone.now():
         raise Conflict(
             "This order cannot be paid.",
-            code="order_not_payable",
+            code=OrderErrorCode.ORDER_NOT_PAYABLE,
             details={"status": order.status, "payment_deadline": _iso(order.payment_deadline)},
         )
     return order
@@ -421,7 +437,14 @@ def order_mark_paid(*, order_id: int, payment_id: int) -> bool:
             fields.append("pickup_code")
         order.save(update_fields=fields)
         stock_commit(order=order)
-        events.fire(events.ORDER_PAID, **_event_base(order), total=order.total, paid_at=_iso(now))
+        order_event_record(
+            order=order,
+            kind=Kind.PAID,
+            from_status=S.PENDING_PAYMENT,
+            payment=payment_id,
+            amount=order.total,
+        )
+        events.order_paid(order)
         notify(
             user_id=order.customer.user_id,
             kind="order_paid",
@@ -434,13 +457,20 @@ def order_mark_paid(*, order_id: int, payment_id: int) -> bool:
 
 
 # --- cancel / expire ---------------------------------------------------------------------------
-def _cancel(order: Order, *, reason: str, now: datetime) -> None:
+def _cancel(order: Order, *, reason: str, now: datetime, actor: User | None = None) -> None:
     order.status = S.CANCELLED
     order.cancel_reason = reason
     order.cancelled_at = now
     order.save(update_fields=["status", "cancel_reason", "cancelled_at"])
+    order_event_record(
+        order=order,
+        kind=Kind.CANCELLED,
+        from_status=S.PENDING_PAYMENT,
+        actor=actor,
+        reason=reason,
+    )
     stock_release(order=order)
-    events.fire(events.ORDER_CANCELLED, **_event_base(order), reason=reason, cancelled_at=_iso(now))
+    events.order_cancelled(order)
     if reason != "customer":
         expired = reason == "expired"
         notify(
@@ -458,17 +488,24 @@ def _cancel(order: Order, *, reason: str, now: datetime) -> None:
 
 
 def order_cancel(
-    *, order_id: int, customer: Customer | None = None, reason: str = "customer"
+    *,
+    order_id: int,
+    customer: Customer | None = None,
+    reason: str = "customer",
+    actor: User | None = None,
 ) -> Order:
     """Cancel an unpaid order and release its stock. With ``customer``, only their own order
-    (404 otherwise). Cancelling a cancelled order returns it; a paid order: 409."""
+    (404 otherwise). Cancelling a cancelled order returns it; a paid order: 409. ``actor`` (for
+    the timeline) defaults to the customer."""
     with transaction.atomic():
         order = lock_order(order_id=order_id, customer=customer)
         if order.status == S.CANCELLED:
             return order
         if order.status != S.PENDING_PAYMENT:
             raise illegal_transition(order, S.CANCELLED)
-        _cancel(order, reason=reason, now=timezone.now())
+        if actor is None and customer is not None:
+            actor = customer.user
+        _cancel(order, reason=reason, now=timezone.now(), actor=actor)
         return order
 
 
@@ -480,9 +517,7 @@ def _sweep(base_qs, step) -> int:
         now = timezone.now()
         with transaction.atomic():
             batch = list(
-                base_qs(now)
-                .select_for_update(of=("self",), skip_locked=True)
-                .select_related("customer")[:SWEEP_BATCH]
+                locks.lock_orders_skip_locked(base_qs(now)).select_related("customer")[:SWEEP_BATCH]
             )
             for order in batch:
                 step(order, now)
@@ -518,34 +553,37 @@ def _authorize_fulfilment(actor: User, order: Order, *, allowed_mode: str) -> No
     if not _is_leader(actor, order.community_id):
         raise PermissionDenied(
             "Only the leader of this order's community or staff may do this.",
-            code="not_community_leader",
+            code=OrderErrorCode.NOT_COMMUNITY_LEADER,
         )
     if order.delivery_mode != allowed_mode:
         raise PermissionDenied(
             "Community leaders may not fulfil this kind of order.",
-            code="fulfilment_not_allowed",
+            code=OrderErrorCode.FULFILMENT_NOT_ALLOWED,
             details={"delivery_mode": order.delivery_mode},
         )
 
 
-def _fulfil(order: Order) -> Order:
+def _fulfil(
+    order: Order, *, actor: User, kind: str = Kind.FULFILLED, actor_kind: str | None = None
+) -> Order:
     if order.status in (S.FULFILLED, S.COMPLETED):
         return order
     if order.status not in (S.PAID, S.PARTIALLY_REFUNDED):
         raise illegal_transition(order, S.FULFILLED)
     if has_open_refund(order):
-        raise Conflict("Decide the open refund of this order first.", code="refund_in_progress")
+        raise Conflict(
+            "Decide the open refund of this order first.", code=OrderErrorCode.REFUND_IN_PROGRESS
+        )
+    from_status = order.status
     now = timezone.now()
     order.status = S.FULFILLED
     order.fulfilled_at = now
     order.auto_complete_at = now + settings.AFTER_SALE_WINDOW
     order.save(update_fields=["status", "fulfilled_at", "auto_complete_at"])
-    events.fire(
-        events.ORDER_FULFILLED,
-        **_event_base(order),
-        delivery_mode=order.delivery_mode,
-        fulfilled_at=_iso(now),
+    order_event_record(
+        order=order, kind=kind, from_status=from_status, actor=actor, actor_kind=actor_kind
     )
+    events.order_fulfilled(order)
     notify(
         user_id=order.customer.user_id,
         kind="order_fulfilled",
@@ -563,37 +601,58 @@ def order_fulfil(*, order_id: int, actor: User) -> Order:
     with transaction.atomic():
         order = lock_order(order_id=order_id)
         _authorize_fulfilment(actor, order, allowed_mode=Order.DeliveryMode.LEADER_DELIVERY)
-        return _fulfil(order)
+        return _fulfil(order, actor=actor)
 
 
 def order_verify_pickup(*, code: str, actor: User) -> Order:
     """The customer showed their pickup code at the pickup point: the order is fulfilled.
-    Unknown code: 404 ``pickup_code_invalid``; another community's order: 403."""
-    order_id = (
-        Order.objects.filter(pickup_code=code.strip()).values_list("pk", flat=True).first()
-        if code and code.strip()
-        else None
-    )
+
+    Staff (``shop.change_order``) redeem any code; a community leader only codes of orders of a
+    community they lead. Any other code, unknown or another community's, is the same 404
+    ``pickup_code_invalid``, so answers never tell which codes exist. A user who leads no
+    community is 403 ``not_community_leader`` whatever the code. A code already redeemed is 409
+    ``already_redeemed`` with ``redeemed_at``."""
+    as_staff = actor.has_perm("shop.change_order")
+    if not as_staff and not Community.objects.filter(leader__user_id=actor.pk).exists():
+        raise PermissionDenied(
+            "Only community leaders and staff redeem pickup codes.",
+            code=PickupErrorCode.NOT_COMMUNITY_LEADER,
+        )
+    code = code.strip() if code else ""
+    candidates = Order.objects.filter(pickup_code=code, delivery_mode=Order.DeliveryMode.PICKUP)
+    if not as_staff:
+        candidates = candidates.filter(community__leader__user_id=actor.pk)
+    order_id = candidates.values_list("pk", flat=True).first() if code else None
     if order_id is None:
-        raise NotFound("No order has this pickup code.", code="pickup_code_invalid")
+        raise NotFound("No order has this pickup code.", code=PickupErrorCode.PICKUP_CODE_INVALID)
     with transaction.atomic():
         order = lock_order(order_id=order_id)
         _authorize_fulfilment(actor, order, allowed_mode=Order.DeliveryMode.PICKUP)
-        return _fulfil(order)
+        if order.status in (S.FULFILLED, S.COMPLETED):
+            raise Conflict(
+                "This pickup code was already redeemed.",
+                code=PickupErrorCode.ALREADY_REDEEMED,
+                details={"redeemed_at": _iso(order.fulfilled_at)},
+            )
+        return _fulfil(
+            order,
+            actor=actor,
+            kind=Kind.PICKUP_VERIFIED,
+            actor_kind=OrderEvent.ActorKind.STAFF if as_staff else OrderEvent.ActorKind.LEADER,
+        )
 
 
 # --- complete ------------------------------------------------------------------------------------
-def _complete(order: Order, now: datetime) -> None:
+def _complete(
+    order: Order, now: datetime, actor: User | None = None, reason: str = "after_sale_window"
+) -> None:
     order.status = S.COMPLETED
     order.completed_at = now
     order.save(update_fields=["status", "completed_at"])
-    events.fire(
-        events.ORDER_COMPLETED,
-        **_event_base(order),
-        total=order.total,
-        refunded_amount=order.refunded_amount,
-        completed_at=_iso(now),
+    order_event_record(
+        order=order, kind=Kind.COMPLETED, from_status=S.FULFILLED, actor=actor, reason=reason
     )
+    events.order_completed(order)
 
 
 def order_complete(*, order_id: int, customer: Customer | None = None) -> Order:
@@ -604,7 +663,12 @@ def order_complete(*, order_id: int, customer: Customer | None = None) -> Order:
             return order
         if order.status != S.FULFILLED:
             raise illegal_transition(order, S.COMPLETED)
-        _complete(order, timezone.now())
+        _complete(
+            order,
+            timezone.now(),
+            actor=customer.user if customer is not None else None,
+            reason="receipt_confirmed" if customer is not None else "completed",
+        )
         return order
 
 

@@ -23,16 +23,45 @@ from django.utils import timezone
 from core.errors import ApplicationError, Conflict, NotFound
 from core.notifications import notify
 from core.side_effects import enqueue_on_commit
-from shop import tasks
-from shop.models import Customer, Order, Payment, Refund, WebhookEvent
+from shop import locks, tasks
+from shop.error_codes import PaymentErrorCode
+from shop.models import (
+    Customer,
+    Order,
+    OrderEvent,
+    Payment,
+    ReconciliationDiscrepancy,
+    Refund,
+    WebhookEvent,
+)
 from shop.payments import PaymentProviderError, get_provider
 from shop.selectors.payments import payment_applied_for_order
 from shop.services import orders, refunds
+from shop.services.reconciliation import discrepancy_record
+from shop.services.timeline import order_event_record
 
 logger = logging.getLogger(__name__)
 
 STRIPE = "stripe"
 WEBHOOK_TOLERANCE_SECONDS = 300
+# What a customer reads when a payment fails: stable texts of ours, keyed by the provider's
+# decline code. What the provider said goes to ``Payment.provider_detail`` (operators) and logs.
+DECLINE_MESSAGES = {
+    "card_declined": "Your card was declined.",
+    "generic_decline": "Your card was declined.",
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "processing_error": "The payment could not be processed; please try again.",
+    "authentication_required": "Your bank asked for an authentication that was not completed.",
+    "sandbox_declined": "Declined by the sandbox.",
+}
+DECLINED = "The payment was declined."
+PROVIDER_UNREACHABLE = "The payment service could not be reached; please try again."
+PROVIDER_REFUSED = "The payment service could not open this payment."
+# What a customer reads on a refund; the provider's own words go to logs and the timeline.
+REFUND_RETRYING = "The payment service could not be reached; the refund will be sent again."
+REFUND_REFUSED = "The payment service refused this refund; our staff will follow up."
 REFUND_EVENT_TYPES = (
     "charge.refunded",
     "charge.refund.updated",
@@ -44,7 +73,7 @@ REFUND_EVENT_TYPES = (
 
 # --- Starting and settling payments ----------------------------------------------------------
 def _lock_payment(payment_id: int) -> Payment:
-    return Payment.objects.select_for_update().get(pk=payment_id)
+    return locks.lock_payment(payment_id)
 
 
 def payment_start(*, order_id: int, customer: Customer) -> Payment:
@@ -57,10 +86,12 @@ def payment_start(*, order_id: int, customer: Customer) -> Payment:
     provider = get_provider()
     with transaction.atomic():
         # Concurrent starts for one order queue here, so they cannot open two payments.
-        list(Order.objects.select_for_update().filter(pk=order_id).values_list("pk", flat=True))
+        locks.lock_order(order_id)
         order = orders.order_get_payable(order_id=order_id, customer=customer)
         if order.total <= 0:
-            raise Conflict("This order has nothing to pay.", code="order_not_payable")
+            raise Conflict(
+                "This order has nothing to pay.", code=PaymentErrorCode.ORDER_NOT_PAYABLE
+            )
         payment = (
             Payment.objects.filter(
                 order=order, provider=provider.name, status=Payment.Status.PENDING
@@ -73,6 +104,15 @@ def payment_start(*, order_id: int, customer: Customer) -> Payment:
         if payment is None:
             payment = Payment.objects.create(
                 order=order, provider=provider.name, amount=order.total, currency=settings.CURRENCY
+            )
+            order_event_record(
+                order=order,
+                kind=OrderEvent.Kind.PAYMENT_STARTED,
+                from_status=order.status,
+                actor=customer.user,
+                reason=provider.name,
+                payment=payment,
+                amount=payment.amount,
             )
 
     try:
@@ -97,14 +137,28 @@ def _payment_start_failed(*, payment_id: int, error: PaymentProviderError) -> Pa
             return payment
         if payment.status == Payment.Status.PENDING:
             payment.status = Payment.Status.FAILED
-            payment.failure_message = f"Provider error: {error.message}"[:500]
-            payment.save(update_fields=["status", "failure_message"])
+            payment.failure_message = PROVIDER_UNREACHABLE if error.retryable else PROVIDER_REFUSED
+            payment.provider_detail = f"{error.code or 'error'}: {error.message}"[:4000]
+            payment.save(update_fields=["status", "failure_message", "provider_detail"])
+            _payment_timeline(payment, OrderEvent.Kind.PAYMENT_FAILED, reason="provider_error")
     logger.warning("payment %s: provider refused to open it: %s", payment_id, error.message)
     raise ApplicationError(
         "The payment provider could not open this payment; please try again.",
-        code="payment_provider_error",
+        code=PaymentErrorCode.PAYMENT_PROVIDER_ERROR,
         status=502,
         details={"payment_id": payment_id, "retryable": error.retryable},
+    )
+
+
+def _payment_timeline(payment: Payment, kind: str, *, reason: str = "") -> None:
+    order = Order.objects.only("status").get(pk=payment.order_id)
+    order_event_record(
+        order=order,
+        kind=kind,
+        from_status=order.status,
+        reason=reason,
+        payment=payment,
+        amount=payment.amount,
     )
 
 
@@ -124,6 +178,7 @@ def payment_succeeded(*, payment_id: int) -> Payment:
         payment.failure_message = ""
         payment.save(update_fields=["status", "succeeded_at", "failure_message"])
         if not orders.order_mark_paid(order_id=payment.order_id, payment_id=payment.id):
+            _payment_timeline(payment, OrderEvent.Kind.PAYMENT_UNAPPLIED)
             refund = refunds.refund_for_unapplied_payment(
                 payment_id=payment.id, reason=Refund.Reason.LATE_PAYMENT
             )
@@ -138,16 +193,19 @@ def payment_succeeded(*, payment_id: int) -> Payment:
     return payment
 
 
-def payment_failed(*, payment_id: int, message: str) -> Payment:
+def payment_failed(*, payment_id: int, decline_code: str = "", detail: str = "") -> Payment:
     """The provider declined the payment. Only a pending payment changes (a late decline never
-    undoes a success); the customer is told once."""
+    undoes a success); the customer is told once. The customer reads our stable text for
+    ``decline_code``; the provider's own ``detail`` is kept for operators only."""
     with transaction.atomic():
         payment = _lock_payment(payment_id)
         if payment.status != Payment.Status.PENDING:
             return payment
         payment.status = Payment.Status.FAILED
-        payment.failure_message = (message or "The payment was declined.")[:500]
-        payment.save(update_fields=["status", "failure_message"])
+        payment.failure_message = DECLINE_MESSAGES.get(decline_code, DECLINED)
+        payment.provider_detail = f"{decline_code or 'declined'}: {detail}"[:4000]
+        payment.save(update_fields=["status", "failure_message", "provider_detail"])
+        _payment_timeline(payment, OrderEvent.Kind.PAYMENT_FAILED, reason=decline_code)
         order = Order.objects.select_related("customer").get(pk=payment.order_id)
         notify(
             user_id=order.customer.user_id,
@@ -172,11 +230,18 @@ def payment_confirm_sandbox(
     if payment is None or (customer is not None and payment.order.customer_id != customer.id):
         raise NotFound("No such payment.")
     if payment.provider != Payment.Provider.SANDBOX or settings.PAYMENT_PROVIDER != "sandbox":
-        raise Conflict("Only sandbox payments can be confirmed this way.", code="not_sandbox")
+        raise Conflict(
+            "Only sandbox payments can be confirmed this way.", code=PaymentErrorCode.NOT_SANDBOX
+        )
     if outcome == "fail":
         if payment.status == Payment.Status.SUCCEEDED:
-            raise Conflict("This payment has already succeeded.", code="payment_already_succeeded")
-        return payment_failed(payment_id=payment.id, message="Declined by the sandbox.")
+            raise Conflict(
+                "This payment has already succeeded.",
+                code=PaymentErrorCode.PAYMENT_ALREADY_SUCCEEDED,
+            )
+        return payment_failed(
+            payment_id=payment.id, decline_code="sandbox_declined", detail="outcome=fail"
+        )
     return payment_succeeded(payment_id=payment.id)
 
 
@@ -207,10 +272,13 @@ def refund_send(*, refund_id: int) -> Refund:
         result = get_provider(payment.provider).refund(refund, payment)
     except PaymentProviderError as exc:
         if not exc.retryable:
-            return refunds.refund_mark_failed(refund_id=refund.id, message=exc.message[:500])
+            logger.warning("refund %s: refused by the provider: %s", refund.id, exc.message)
+            return refunds.refund_mark_failed(
+                refund_id=refund.id, message=REFUND_REFUSED, detail=exc.message
+            )
         logger.warning("refund %s: provider unavailable, left approved: %s", refund.id, exc.message)
         Refund.objects.filter(pk=refund.id, status=Refund.Status.APPROVED).update(
-            failure_message=f"Will retry: {exc.message}"[:500]
+            failure_message=REFUND_RETRYING
         )
         return Refund.objects.get(pk=refund.id)
 
@@ -223,7 +291,10 @@ def refund_send(*, refund_id: int) -> Refund:
             refund_id=refund.id, provider_ref=result.provider_ref
         )
     elif result.status == "failed":
-        refund = refunds.refund_mark_failed(refund_id=refund.id, message=result.failure_message)
+        logger.warning("refund %s: failed at the provider: %s", refund.id, result.failure_message)
+        refund = refunds.refund_mark_failed(
+            refund_id=refund.id, message=REFUND_REFUSED, detail=result.failure_message
+        )
     if payment.provider == STRIPE:
         _webhook_events_settle(payment)
     return Refund.objects.get(pk=refund.id)
@@ -251,7 +322,7 @@ def refunds_resend_stuck(*, older_than: timedelta = timedelta(minutes=10)) -> in
 
 # --- Stripe webhooks -------------------------------------------------------------------------
 def _invalid_signature(message: str) -> ApplicationError:
-    return ApplicationError(message, code="invalid_signature", status=400)
+    return ApplicationError(message, code=PaymentErrorCode.INVALID_SIGNATURE, status=400)
 
 
 def _stripe_verify_signature(payload: bytes, signature: str) -> None:
@@ -286,7 +357,9 @@ def _parse_event(payload: bytes) -> dict[str, Any]:
     )
     if not valid:
         raise ApplicationError(
-            "The event is not a Stripe event object.", code="invalid_payload", status=400
+            "The event is not a Stripe event object.",
+            code=PaymentErrorCode.INVALID_PAYLOAD,
+            status=400,
         )
     return event
 
@@ -327,6 +400,18 @@ def _webhook_event_process(stored: WebhookEvent) -> None:
         )
 
 
+def webhook_event_reprocess(*, event: WebhookEvent) -> bool:
+    """An operator applies a stored event again (the admin's "reprocess"), e.g. one kept
+    unprocessed because it named a payment we did not know yet, or one whose processing crashed.
+    Idempotent: a processed event is left alone, and every handler re-checks current state.
+    Returns whether the event is processed now."""
+    event.refresh_from_db(fields=["processed_at"])
+    if event.processed_at is None and event.provider == STRIPE:
+        _webhook_event_process(event)
+        event.refresh_from_db(fields=["processed_at"])
+    return event.processed_at is not None
+
+
 def _webhook_events_settle(payment: Payment) -> None:
     """Apply refund events that arrived before we knew the refund they name."""
     waiting = WebhookEvent.objects.filter(
@@ -362,10 +447,22 @@ def _stripe_payment(intent_id: Any, metadata: Any = None) -> Payment | None:
 
 def _on_intent_succeeded(intent: dict[str, Any]) -> bool:
     payment = _stripe_payment(intent.get("id"), intent.get("metadata"))
-    if payment is None:
-        logger.warning("stripe: succeeded PaymentIntent %s is not one of ours", intent.get("id"))
-        return False
     received = intent.get("amount_received") or intent.get("amount")
+    if payment is None:
+        # Not ours (no such intent id, no payment_id of ours in its metadata): nothing will ever
+        # make it ours, so it is processed (a redelivery is a duplicate) and left to operators.
+        logger.warning("stripe: succeeded PaymentIntent %s is not one of ours", intent.get("id"))
+        intent_id = intent.get("id")
+        discrepancy_record(
+            kind=ReconciliationDiscrepancy.Kind.UNKNOWN_PAYMENT,
+            amount=received if isinstance(received, int) else 0,
+            provider_ref=intent_id if isinstance(intent_id, str) else "",
+            details={
+                "currency": str(intent.get("currency", "")),
+                "metadata": intent.get("metadata"),
+            },
+        )
+        return True
     if (
         received != payment.amount
         or str(intent.get("currency", "")).lower() != payment.currency.lower()
@@ -387,10 +484,14 @@ def _on_intent_succeeded(intent: dict[str, Any]) -> bool:
 def _on_intent_failed(intent: dict[str, Any]) -> bool:
     payment = _stripe_payment(intent.get("id"), intent.get("metadata"))
     if payment is None:
-        return False
+        logger.warning("stripe: failed PaymentIntent %s is not one of ours", intent.get("id"))
+        return True
     error = intent.get("last_payment_error") or {}
+    decline_code = error.get("decline_code") or error.get("code") or ""
     payment_failed(
-        payment_id=payment.id, message=error.get("message") or "The payment was declined."
+        payment_id=payment.id,
+        decline_code=str(decline_code),
+        detail=str(error.get("message") or ""),
     )
     return True
 
@@ -445,7 +546,9 @@ def _apply_stripe_refund(obj: dict[str, Any], payment: Payment | None) -> bool:
             refunds.refund_mark_succeeded(refund_id=refund.id, provider_ref=obj.get("id"))
         elif status in ("failed", "canceled"):
             reason = obj.get("failure_reason") or status
-            refunds.refund_mark_failed(refund_id=refund.id, message=f"Stripe: {reason}")
+            refunds.refund_mark_failed(
+                refund_id=refund.id, message=REFUND_REFUSED, detail=f"Stripe: {reason}"
+            )
     except ApplicationError as exc:
         # Our refund is in a state this report cannot move (e.g. already failed): keep the event
         # for the record and for an operator; retrying would not change the answer.

@@ -52,6 +52,10 @@ DiscountHook = Callable[[PricingContext], int]
 # Extended by later features (``DISCOUNT_HOOKS.append(coupon_discount)``); empty: no discount.
 DISCOUNT_HOOKS: list[DiscountHook] = []
 
+# Extended by promotions: each check says whether it knows a coupon code. A code that no check
+# knows is refused (422 ``coupon_invalid``) before anything is priced or stored.
+COUPON_CHECKS: list[Callable[[str], bool]] = []
+
 
 def order_price(*, context: PricingContext) -> Pricing:
     subtotal = context.subtotal

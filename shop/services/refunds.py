@@ -35,13 +35,26 @@ from core.models import User
 from core.money import allocate, format_minor
 from core.notifications import notify
 from core.side_effects import enqueue_on_commit
-from shop import events, tasks
-from shop.models import Customer, Order, OrderLine, Payment, Refund, RefundLine
+from shop import events, locks, tasks
+from shop.error_codes import RefundErrorCode
+from shop.models import (
+    Customer,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    ReconciliationDiscrepancy,
+    Refund,
+    RefundLine,
+)
 from shop.services.orders import has_open_refund, lock_order
+from shop.services.reconciliation import discrepancy_record
 from shop.services.stock import stock_restore
+from shop.services.timeline import order_event_record
 
 S = Order.Status
 R = Refund.Status
+Kind = OrderEvent.Kind
 CUSTOMER_REFUNDABLE = (S.PAID, S.PARTIALLY_REFUNDED, S.FULFILLED)
 STAFF_REFUNDABLE = (*CUSTOMER_REFUNDABLE, S.COMPLETED)
 
@@ -66,7 +79,7 @@ def _unit_amount(line: OrderLine, quantity: int) -> int:
 def _exceeds(details: dict[str, Any]) -> Conflict:
     return Conflict(
         "This is more than what was paid and not yet refunded.",
-        code="refund_exceeds_paid",
+        code=RefundErrorCode.REFUND_EXCEEDS_PAID,
         details=details,
     )
 
@@ -75,26 +88,28 @@ def _plan(order: Order, *, lines: list[dict[str, int]] | None, amount: int | Non
     """How the refund falls on the order's lines (read under the order lock)."""
     if lines is not None and amount is not None:
         raise InvalidInput(
-            "Refund either lines or an amount, not both.", code="refund_spec_invalid"
+            "Refund either lines or an amount, not both.", code=RefundErrorCode.REFUND_SPEC_INVALID
         )
     order_lines = {line.pk: line for line in OrderLine.objects.filter(order=order).order_by("pk")}
     parts: list[_Part] = []
     if lines is not None:
         if not lines:
-            raise InvalidInput("Name at least one line to refund.", code="refund_spec_invalid")
+            raise InvalidInput(
+                "Name at least one line to refund.", code=RefundErrorCode.REFUND_SPEC_INVALID
+            )
         wanted: dict[int, int] = defaultdict(int)
         for item in lines:
             line_id, quantity = int(item["order_line_id"]), int(item["quantity"])
             if quantity < 1:
                 raise InvalidInput(
                     "Refunded quantities are positive.",
-                    code="invalid_quantity",
+                    code=RefundErrorCode.INVALID_QUANTITY,
                     details={"order_line_id": line_id, "quantity": quantity},
                 )
             if line_id not in order_lines:
                 raise NotFound(
                     "This order has no such line.",
-                    code="order_line_not_found",
+                    code=RefundErrorCode.ORDER_LINE_NOT_FOUND,
                     details={"order_line_id": line_id},
                 )
             wanted[line_id] += quantity
@@ -106,7 +121,9 @@ def _plan(order: Order, *, lines: list[dict[str, int]] | None, amount: int | Non
             parts.append(_Part(line, quantity, _unit_amount(line, quantity)))
     elif amount is not None:
         if amount < 1:
-            raise InvalidInput("Refund a positive amount (fen).", code="invalid_amount")
+            raise InvalidInput(
+                "Refund a positive amount (fen).", code=RefundErrorCode.INVALID_AMOUNT
+            )
         remaining = [line.line_total - line.refunded_amount for line in order_lines.values()]
         if amount > sum(remaining):
             raise _exceeds({"refundable": sum(remaining), "requested": amount})
@@ -161,18 +178,42 @@ def _create(
         RefundLine(refund=refund, order_line=part.line, quantity=part.quantity, amount=part.amount)
         for part in parts
     )
+    order_event_record(
+        order=order,
+        kind=Kind.REFUND_REQUESTED if status == R.REQUESTED else Kind.REFUND_APPROVED,
+        from_status=order.status,
+        actor=requested_by,
+        reason=reason,
+        refund=refund,
+        amount=refund.amount,
+    )
     return refund
+
+
+def _restock(parts: list[_Part], requested: bool | None, *, fulfilled: bool) -> bool:
+    """Whether the refunded units go back on sale. Only units can: a refund by amount returns
+    money only, so asking it to restock is refused rather than reported and not done."""
+    has_units = any(part.quantity for part in parts)
+    if requested and not has_units:
+        raise InvalidInput(
+            "A refund by amount returns no units to put back on sale; refund lines to restock.",
+            code=RefundErrorCode.RESTOCK_NEEDS_UNITS,
+        )
+    wanted = not fulfilled if requested is None else requested
+    return has_units and wanted
 
 
 def _check_refundable(order: Order, allowed: tuple[str, ...]) -> None:
     if order.status not in allowed:
         raise Conflict(
             f"An order that is {order.status} cannot be refunded.",
-            code="order_not_refundable",
+            code=RefundErrorCode.ORDER_NOT_REFUNDABLE,
             details={"status": order.status},
         )
     if has_open_refund(order):
-        raise Conflict("A refund of this order is already open.", code="refund_in_progress")
+        raise Conflict(
+            "A refund of this order is already open.", code=RefundErrorCode.REFUND_IN_PROGRESS
+        )
 
 
 def refund_request(
@@ -194,7 +235,7 @@ def refund_request(
             parts,
             status=R.REQUESTED,
             reason=Refund.Reason.CUSTOMER_REQUEST,
-            restock=order.fulfilled_at is None,
+            restock=_restock(parts, None, fulfilled=order.fulfilled_at is not None),
             note=note,
             requested_by=customer.user,
         )
@@ -211,7 +252,8 @@ def refund_issue(
     reason: str = Refund.Reason.STAFF,
 ) -> Refund:
     """Staff refund an order at once (approved; sent to the provider after commit). ``restock``
-    defaults to "the order was not fulfilled yet"."""
+    defaults to "the order was not fulfilled yet"; a refund by amount never restocks (422
+    ``restock_needs_units`` if asked to)."""
     with transaction.atomic():
         order = lock_order(order_id=order_id)
         _check_refundable(order, STAFF_REFUNDABLE)
@@ -221,7 +263,7 @@ def refund_issue(
             parts,
             status=R.APPROVED,
             reason=reason,
-            restock=order.fulfilled_at is None if restock is None else restock,
+            restock=_restock(parts, restock, fulfilled=order.fulfilled_at is not None),
             note=note,
             requested_by=staff,
             decided_by=staff,
@@ -231,16 +273,16 @@ def refund_issue(
 
 
 def _lock_refund(refund_id: int) -> Refund:
-    refund = Refund.objects.select_for_update().filter(pk=refund_id).first()
+    refund = locks.lock_refund(refund_id)
     if refund is None:
-        raise NotFound("Refund not found.", code="refund_not_found")
+        raise NotFound("Refund not found.", code=RefundErrorCode.REFUND_NOT_FOUND)
     return refund
 
 
 def _illegal(refund: Refund, to: str) -> Conflict:
     return Conflict(
         f"A refund that is {refund.status} cannot become {to}.",
-        code="illegal_transition",
+        code=RefundErrorCode.ILLEGAL_TRANSITION,
         details={"from": refund.status, "to": to},
     )
 
@@ -258,6 +300,7 @@ def refund_approve(*, refund_id: int, staff: User) -> Refund:
         refund.decided_by = staff
         refund.decided_at = timezone.now()
         refund.save(update_fields=["status", "decided_by", "decided_at"])
+        _timeline(refund, Kind.REFUND_APPROVED, actor=staff)
         enqueue_on_commit(tasks.refund_send, refund.pk)
         return refund
 
@@ -275,6 +318,7 @@ def refund_reject(*, refund_id: int, staff: User, note: str = "") -> Refund:
         refund.decided_at = timezone.now()
         refund.failure_message = note[:500]
         refund.save(update_fields=["status", "decided_by", "decided_at", "failure_message"])
+        _timeline(refund, Kind.REFUND_REJECTED, actor=staff, reason=note)
         return refund
 
 
@@ -283,11 +327,11 @@ def refund_for_unapplied_payment(*, payment_id: int, reason: str) -> Refund:
     payment); the order is left alone. Idempotent per (payment, reason). The caller enqueues
     ``refund_send``."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = locks.lock_payment(payment_id)
         existing = Refund.objects.filter(payment=payment, reason=reason, lines__isnull=True).first()
         if existing is not None:
             return existing
-        return Refund.objects.create(
+        refund = Refund.objects.create(
             order_id=payment.order_id,
             payment=payment,
             amount=payment.amount,
@@ -296,6 +340,8 @@ def refund_for_unapplied_payment(*, payment_id: int, reason: str) -> Refund:
             restock=False,
             decided_at=timezone.now(),
         )
+        _timeline(refund, Kind.REFUND_APPROVED, reason=reason)
+        return refund
 
 
 def _apply_to_order(refund: Refund, parts: list[RefundLine]) -> Order:
@@ -318,40 +364,98 @@ def _apply_to_order(refund: Refund, parts: list[RefundLine]) -> Order:
                 restock[part.order_line.sku_id] += part.quantity
         for sku_id, quantity in sorted(restock.items()):
             stock_restore(sku_id=sku_id, quantity=quantity)
-    events.fire(
-        events.ORDER_REFUNDED,
-        order_id=order.pk,
-        refund_id=refund.pk,
-        customer_id=order.customer_id,
-        community_id=order.community_id,
-        amount=refund.amount,
-        order_refunded_amount=order.refunded_amount,
-        order_total=order.total,
-        order_status=order.status,
-        fully_refunded=order.status == S.REFUNDED,
-        lines=[
-            {
-                "order_line_id": part.order_line_id,
-                "sku_id": part.order_line.sku_id,
-                "quantity": part.quantity,
-                "amount": part.amount,
-            }
-            for part in parts
-        ],
-    )
+        refund.restocked_quantity = sum(restock.values())
+        refund.save(update_fields=["restocked_quantity"])
+    events.order_refunded(refund=refund, order=order, parts=parts)
     return order
+
+
+def _timeline(refund: Refund, kind: str, *, actor: User | None = None, reason: str = "") -> None:
+    order = Order.objects.only("status").get(pk=refund.order_id)
+    order_event_record(
+        order=order,
+        kind=kind,
+        from_status=order.status,
+        actor=actor,
+        reason=reason or refund.reason,
+        payment=refund.payment_id,
+        refund=refund,
+        amount=refund.amount,
+    )
+
+
+def _unapplicable(refund: Refund, order: Order) -> tuple[str, dict[str, Any]] | None:
+    """Why this refund's success cannot be applied to the books as they are now (locked), or
+    None. A failed refund is replaced once another refund of the order's lines is open or done."""
+    lines = list(RefundLine.objects.filter(refund=refund).select_related("order_line"))
+    if lines and refund.status == R.FAILED:
+        replacement = (
+            Refund.objects.filter(
+                order_id=refund.order_id,
+                pk__gt=refund.pk,
+                lines__isnull=False,
+                status__in=(R.REQUESTED, R.APPROVED, R.SUCCEEDED),
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if replacement is not None:
+            return (
+                ReconciliationDiscrepancy.Kind.REFUND_SUCCEEDED_AFTER_REPLACEMENT,
+                {"replaced_by_refund_id": replacement},
+            )
+    exceeded = [
+        part.order_line_id
+        for part in lines
+        if part.order_line.refunded_quantity + part.quantity > part.order_line.quantity
+        or part.order_line.refunded_amount + part.amount > part.order_line.line_total
+    ]
+    over_order = bool(lines) and order.refunded_amount + refund.amount > order.total
+    # Every refund of a payment belongs to its order, whose lock we hold: a plain read is exact.
+    payment = Payment.objects.get(pk=refund.payment_id) if refund.payment_id else None
+    over_payment = payment is not None and payment.refunded_amount + refund.amount > payment.amount
+    if exceeded or over_order or over_payment:
+        return (
+            ReconciliationDiscrepancy.Kind.REFUND_EXCEEDS_PAID,
+            {
+                "order_line_ids": exceeded,
+                "order_refundable": order.total - order.refunded_amount,
+                "payment_refundable": payment.amount - payment.refunded_amount if payment else None,
+            },
+        )
+    return None
 
 
 def refund_mark_succeeded(*, refund_id: int, provider_ref: str | None = None) -> Refund:
     """The provider returned the money. Applies an order refund to the order (lines, refunded
     amount, status, restock, ``order_refunded`` event) and tells the customer. Idempotent: a
-    succeeded refund is returned unchanged. Locks the refund, then the order."""
+    succeeded refund is returned unchanged. Locks the refund, then the order.
+
+    A success the books cannot take never raises (a provider report must not fail forever): a
+    late success of a failed refund that another refund has since replaced, or one beyond what is
+    left to refund, is recorded as a reconciliation discrepancy for the operators, and the
+    refund, the order and the payment are left as they are."""
     with transaction.atomic():
         refund = _lock_refund(refund_id)
         if refund.status == R.SUCCEEDED:
             return refund
         if refund.status not in (R.APPROVED, R.FAILED):
             raise _illegal(refund, R.SUCCEEDED)
+        order = lock_order(order_id=refund.order_id)
+        from_status = order.status
+        conflict = _unapplicable(refund, order)
+        if conflict is not None:
+            kind, details = conflict
+            discrepancy_record(
+                kind=kind,
+                amount=refund.amount,
+                order=order,
+                payment=refund.payment,
+                refund=refund,
+                provider_ref=provider_ref or refund.provider_ref or "",
+                details={**details, "refund_status": refund.status},
+            )
+            return refund
         refund.status = R.SUCCEEDED
         refund.succeeded_at = timezone.now()
         fields = ["status", "succeeded_at"]
@@ -362,11 +466,21 @@ def refund_mark_succeeded(*, refund_id: int, provider_ref: str | None = None) ->
         parts = list(RefundLine.objects.filter(refund=refund).select_related("order_line"))
         # An order refund has lines; a refund of an unapplied payment has none and leaves the
         # order alone.
-        order = _apply_to_order(refund, parts) if parts else Order.objects.get(pk=refund.order_id)
+        if parts:
+            order = _apply_to_order(refund, parts)
         if refund.payment_id:
             Payment.objects.filter(pk=refund.payment_id).update(
                 refunded_amount=F("refunded_amount") + refund.amount
             )
+        order_event_record(
+            order=order,
+            kind=Kind.REFUND_SUCCEEDED,
+            from_status=from_status,
+            reason=refund.reason,
+            payment=refund.payment_id,
+            refund=refund,
+            amount=refund.amount,
+        )
         notify(
             user_id=Customer.objects.values_list("user_id", flat=True).get(pk=order.customer_id),
             kind="refund_succeeded",
@@ -379,10 +493,11 @@ def refund_mark_succeeded(*, refund_id: int, provider_ref: str | None = None) ->
         return refund
 
 
-def refund_mark_failed(*, refund_id: int, message: str) -> Refund:
+def refund_mark_failed(*, refund_id: int, message: str, detail: str = "") -> Refund:
     """The provider refused the refund: approved → failed (the order is unchanged and a new
     refund may be opened). Any other state is returned unchanged (a late failure report never
-    undoes a success)."""
+    undoes a success). ``message`` is shown to the customer and must be one of our own stable
+    texts; ``detail`` (what the provider said) goes only to the order's timeline (operators)."""
     with transaction.atomic():
         refund = _lock_refund(refund_id)
         if refund.status != R.APPROVED:
@@ -390,4 +505,5 @@ def refund_mark_failed(*, refund_id: int, message: str) -> Refund:
         refund.status = R.FAILED
         refund.failure_message = message[:500]
         refund.save(update_fields=["status", "failure_message"])
+        _timeline(refund, Kind.REFUND_FAILED, reason=detail[:500])
         return refund

@@ -23,12 +23,15 @@ import logging
 import time
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.errors import Conflict
+from shop import locks
+from shop.error_codes import CatalogErrorCode
 from shop.models import Order, Sku, StockReservation
 
 logger = logging.getLogger(__name__)
@@ -82,7 +85,7 @@ def stock_memo_clear() -> None:
 def out_of_stock(*, sku_id: int, available: int) -> Conflict:
     return Conflict(
         "Not enough stock for this item.",
-        code="out_of_stock",
+        code=CatalogErrorCode.OUT_OF_STOCK,
         details={"sku_id": sku_id, "available": max(available, 0)},
     )
 
@@ -117,7 +120,7 @@ SELECT s.id, %(order_id)s, %(quantity)s, %(status)s, %(expires_at)s, %(now)s FRO
 
 
 def _reserve(order_id: int, items: list[tuple[int, int]], expires_at: datetime) -> None:
-    params = {
+    params: dict[str, Any] = {
         "order_id": order_id,
         "status": StockReservation.Status.ACTIVE.value,
         "expires_at": expires_at,
@@ -158,12 +161,7 @@ def stock_release(*, order: Order) -> int:
     """Give back the stock of the order's active reservations (cancel, expiry). Idempotent:
     released or committed reservations are left alone. Returns the units put back."""
     with transaction.atomic(savepoint=False):
-        held = list(
-            StockReservation.objects.select_for_update()
-            .filter(order=order, status=StockReservation.Status.ACTIVE)
-            .order_by("sku_id", "id")
-            .values_list("id", "sku_id", "quantity")
-        )
+        held = locks.lock_active_reservations(order_id=order.pk)
         if not held:
             return 0
         StockReservation.objects.filter(pk__in=[row[0] for row in held]).update(

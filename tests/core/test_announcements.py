@@ -204,7 +204,7 @@ def test_pagination_rejects_out_of_range_values(operator, params, field):
     response = operator.get(URL, params)
 
     error = assert_error(response, 422, "validation_error")
-    assert [f["path"] for f in error["details"]["fields"]] == [f"query.{field}"]
+    assert [f["path"] for f in error["details"]["fields"]] == [field]
 
 
 @pytest.mark.django_db
@@ -233,10 +233,10 @@ def test_shopper_cannot_list_announcements(shopper):
 @pytest.mark.parametrize(
     ("body", "path"),
     [
-        ({"title": ""}, "body.payload.title"),
-        ({"title": "x" * 201}, "body.payload.title"),
-        ({"title": "ok", "audience": "everyone"}, "body.payload.audience"),
-        ({"title": "ok", "send_at": "tomorrow"}, "body.payload.send_at"),
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"title": "ok", "audience": "everyone"}, "audience"),
+        ({"title": "ok", "send_at": "tomorrow"}, "send_at"),
     ],
 )
 def test_create_rejects_invalid_fields(operator, body, path):

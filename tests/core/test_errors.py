@@ -33,7 +33,7 @@ def test_validation_error_is_422_with_field_paths(operator):
 
     error = assert_error(response, 422, "validation_error")
     paths = sorted(f["path"] for f in error["details"]["fields"])
-    assert paths == ["body.payload.audience", "body.payload.title"]
+    assert paths == ["audience", "title"]
     assert all(f["message"] and f["type"] for f in error["details"]["fields"])
 
 
@@ -42,7 +42,7 @@ def test_missing_field_is_422_with_its_path(anon):
     response = anon.post("/api/v1/auth/wechat", json={})
 
     error = assert_error(response, 422, "validation_error")
-    assert [f["path"] for f in error["details"]["fields"]] == ["body.payload.code"]
+    assert [f["path"] for f in error["details"]["fields"]] == ["code"]
     assert error["details"]["fields"][0]["type"] == "missing"
 
 
@@ -86,7 +86,7 @@ def test_staff_without_the_permission_is_403_permission_denied(client_for):
 @pytest.mark.django_db
 def test_too_many_requests_is_429_with_retry_after(anon, settings, time_machine):
     time_machine.move_to(timezone.now(), tick=False)  # both requests in one rate window
-    settings.LOGIN_RATE = "1/m"
+    settings.SHOPPER_LOGIN_IP_RATE = "1/m"
     anon.post("/api/v1/auth/wechat", json={"code": "first"})
 
     response = anon.post("/api/v1/auth/wechat", json={"code": "second"})
@@ -124,31 +124,30 @@ HUGE = 2**80
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body"),
+    ("method", "path", "body", "status", "code"),
     [
-        ("get", f"/api/v1/orders/{HUGE}", None),
-        ("get", f"/api/v1/products/{HUGE}", None),
+        ("get", f"/api/v1/orders/{HUGE}", None, 404, "not_found"),
+        ("get", f"/api/v1/products/{HUGE}", None, 404, "product_not_found"),
         (
             "post",
             "/api/v1/orders",
             {"lines": [{"sku_id": HUGE, "quantity": 1}], "delivery_mode": "courier"},
+            404,
+            "sku_not_found",
         ),
     ],
 )
-def test_ids_beyond_64_bits_are_a_client_error_not_a_crash(shopper, method, path, body):
+def test_ids_beyond_64_bits_are_a_client_error_not_a_crash(
+    shopper, method, path, body, status, code
+):
     response = getattr(shopper, method)(path, body) if body else getattr(shopper, method)(path)
 
-    # SQLite cannot even bind such a number (422 value_out_of_range); PostgreSQL finds no row
-    assert response.status_code in (404, 422), response.content
-    assert response.json()["error"]["code"] in {
-        "value_out_of_range",
-        "not_found",
-        "product_not_found",
-        "sku_not_found",
-    }
+    # PostgreSQL compares such a number with bigint ids exactly: no row has it
+    assert_error(response, status, code)
 
 
 def test_staff_filter_beyond_64_bits_is_not_a_crash(operator):
     response = operator.get("/api/v1/staff/refunds", {"order_id": HUGE})
 
-    assert response.status_code in (200, 422), response.content
+    assert response.status_code == 200, response.content
+    assert response.json() == {"items": [], "count": 0, "limit": 20, "offset": 0}

@@ -195,9 +195,9 @@ def test_mark_read_needs_ids_or_up_to(shopper):
 @pytest.mark.parametrize(
     ("params", "path"),
     [
-        ({"limit": 0}, "query.limit"),
-        ({"limit": 201}, "query.limit"),
-        ({"after": -1}, "query.after"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"after": -1}, "after"),
     ],
 )
 def test_feed_rejects_bad_paging(shopper, params, path):

@@ -193,6 +193,17 @@ def test_debug_off_without_secret_key_refuses_to_start(tmp_path, secret):
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
+def test_debug_off_without_database_url_refuses_and_starts_no_embedded_server(tmp_path):
+    variables = _production_env(tmp_path)
+    del variables["DATABASE_URL"]
+
+    result = _run(["manage.py", "check"], RUN_DIR=str(tmp_path / "run"), **variables)
+
+    assert result.returncode != 0
+    assert "DATABASE_URL must be set when DEBUG is off" in result.stderr
+    assert not (tmp_path / "run").exists()  # manage.py did not fall back to an embedded server
+
+
 def test_deploy_check_does_fail_on_debug_settings(tmp_path):
     variables = {**_production_env(tmp_path), "DEBUG": "true"}
 

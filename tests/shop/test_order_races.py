@@ -2,7 +2,6 @@
 
 import threading
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -12,8 +11,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.models import Notification
-from shop import tasks as shop_tasks
-from shop.models import Order, Refund, StockReservation
+from shop.models import Order, OrderEvent, Payment, Refund, StockReservation
 from shop.services.orders import order_cancel, order_create, order_mark_paid, orders_expire_due
 from shop.services.refunds import refund_approve, refund_mark_succeeded, refund_request
 from tests.conftest import run_in_threads
@@ -27,6 +25,7 @@ from tests.shop.factories_orders import (
     quick_pickup_point,
     stock_of,
 )
+from tests.shop.stripe_fakes import use_fake_stripe
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -139,35 +138,45 @@ def test_concurrent_refund_requests_open_one_refund():
     assert codes(r for r in results if not isinstance(r, Refund)) == ["refund_in_progress"] * 7
 
 
-def test_concurrent_approvals_and_provider_reports_refund_once(monkeypatch):
-    # given: a requested full refund of an undelivered order
-    sent = []
-    lock = threading.Lock()
-
-    def record(refund_id):
-        with lock:
-            sent.append(refund_id)
-
-    monkeypatch.setattr(shop_tasks, "refund_send", SimpleNamespace(delay=record))
+def test_concurrent_approvals_and_provider_reports_refund_once(settings, monkeypatch):
+    # given: a requested full refund of an undelivered order paid through Stripe, whose SDK talks
+    # to a fake that records each request and answers a refund "pending" (it waits for a webhook)
+    fake_stripe = use_fake_stripe(settings, monkeypatch)
     sku = SkuFactory(price=1000, stock=10)
-    order = paid(lines=[(sku, 3)])
+    order = place(lines=[(sku, 3)])
+    payment = SucceededPaymentFactory(
+        order=order, provider=Payment.Provider.STRIPE, provider_ref=f"pi_test_{order.pk}"
+    )
+    assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is True
     refund = refund_request(order_id=order.pk, customer=order.customer)
     staff = [QuickUserFactory(is_staff=True, is_superuser=True) for _ in range(8)]
-    # when: eight operators approve at once
+    # when: eight operators approve at once (each approval sends the real refund_send task after
+    # its commit, run eagerly)
     results = run_in_threads(
         8, gated(lambda i: refund_approve(refund_id=refund.pk, staff=staff[i]))
     )
-    # then: approved once, sent once
+    # then: approved once, sent to the provider once
     assert all(isinstance(r, Refund) and r.status == "approved" for r in results), results
-    assert sent == [refund.pk]
+    [call] = fake_stripe.calls_to("/v1/refunds")
+    assert (call.idempotency_key, call.form["amount"]) == (f"refund-{refund.pk}", "3000")
+    refund.refresh_from_db()
+    assert (refund.status, refund.provider_ref) == ("approved", f"re_test_{refund.pk}")
+    assert OrderEvent.objects.filter(refund=refund, kind="refund_approved").count() == 1
     # when: the provider's answer and its webhook arrive together, several times
-    results = run_in_threads(8, gated(lambda i: refund_mark_succeeded(refund_id=refund.pk)))
+    results = run_in_threads(
+        8,
+        gated(
+            lambda i: refund_mark_succeeded(refund_id=refund.pk, provider_ref=refund.provider_ref)
+        ),
+    )
     # then: the money and the units are counted once
-    assert all(isinstance(r, Refund) for r in results), results
+    assert all(isinstance(r, Refund) and r.status == "succeeded" for r in results), results
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == ("refunded", 3000)
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 3000
     assert stock_of(sku) == 10
     assert order.lines.get().refunded_quantity == 3
+    assert OrderEvent.objects.filter(refund=refund, kind="refund_succeeded").count() == 1
     assert Notification.objects.filter(kind="refund_succeeded").count() == 1
 
 

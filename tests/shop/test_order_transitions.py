@@ -19,6 +19,7 @@ from shop.services.orders import (
     orders_expire_due,
 )
 from shop.services.refunds import refund_request
+from tests.core.utils import assert_error
 from tests.factories import (
     CommunityFactory,
     CustomerFactory,
@@ -252,9 +253,10 @@ def test_leader_verifies_a_pickup_code_and_the_order_is_fulfilled(client_for):
     assert (r.json()["id"], r.json()["status"]) == (order.pk, "fulfilled")
     order.refresh_from_db()
     assert order.auto_complete_at == order.fulfilled_at + settings.AFTER_SALE_WINDOW
-    # a second scan answers the same fulfilled order
+    # a second scan is refused, saying when the code was redeemed
     again = leader.post(VERIFY, json={"code": order.pickup_code})
-    assert (again.status_code, again.json()["fulfilled_at"]) == (200, r.json()["fulfilled_at"])
+    error = assert_error(again, 409, "already_redeemed")
+    assert error["details"] == {"redeemed_at": order.fulfilled_at.isoformat()}
 
 
 def test_wrong_pickup_code_is_404(client_for):
@@ -265,11 +267,15 @@ def test_wrong_pickup_code_is_404(client_for):
     assert (r.status_code, r.json()["error"]["code"]) == (404, "pickup_code_invalid")
 
 
-def test_another_communitys_leader_gets_403(client_for):
+def test_another_communitys_code_answers_like_an_unknown_code(client_for):
     order = paid(pickup_point=PickupPointFactory())
-    other_leader = CommunityFactory().leader
-    r = client_for(other_leader.user).post(VERIFY, json={"code": order.pickup_code})
-    assert (r.status_code, r.json()["error"]["code"]) == (403, "not_community_leader")
+    other_leader = client_for(CommunityFactory().leader.user)
+    unknown = "0" * 8 if order.pickup_code != "0" * 8 else "1" * 8
+    theirs = other_leader.post(VERIFY, json={"code": order.pickup_code})
+    missing = other_leader.post(VERIFY, json={"code": unknown})
+    assert (theirs.status_code, theirs.json()) == (missing.status_code, missing.json())
+    assert_error(theirs, 404, "pickup_code_invalid")
+    # someone who leads no community is refused before any code is looked up
     assert (
         client_for(CustomerFactory().user)
         .post(VERIFY, json={"code": order.pickup_code})
@@ -353,19 +359,26 @@ def test_admin_lists_orders_and_its_actions_call_the_services():
     assert Order.objects.get(pk=unpaid.pk).cancel_reason == "staff"
 
 
-def test_admin_approves_a_refund(django_capture_on_commit_callbacks, monkeypatch):
-    from types import SimpleNamespace
-
+def test_admin_approves_a_refund(django_capture_on_commit_callbacks):
     from django.test import Client
 
-    from shop import tasks as shop_tasks
+    from shop.models import Payment, Refund
 
-    sent = []
-    monkeypatch.setattr(shop_tasks, "refund_send", SimpleNamespace(delay=sent.append))
+    operator = StaffFactory()
     admin = Client()
-    admin.force_login(StaffFactory())
-    order = paid()
+    admin.force_login(operator)
+    order = paid()  # through the sandbox provider, which pays a refund back at once
     refund = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    # when: the admin action approves it; the real refund_send task runs after commit (eager)
     with django_capture_on_commit_callbacks(execute=True):
         admin.post("/admin/shop/refund/", {"action": "approve", "_selected_action": [refund.pk]})
-    assert sent == [refund.pk]
+    # then: sent to the provider and applied to the order, once
+    refund = Refund.objects.get(pk=refund.pk)
+    assert (refund.status, refund.decided_by_id, refund.provider_ref) == (
+        "succeeded",
+        operator.pk,
+        f"sandbox_re_{refund.pk}",
+    )
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("partially_refunded", 100)
+    assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 100

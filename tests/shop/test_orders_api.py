@@ -97,6 +97,7 @@ def test_coupon_code_is_stored_and_discount_hooks_split_exactly(shopper, monkeyp
     monkeypatch.setattr(
         pricing, "DISCOUNT_HOOKS", [lambda ctx: 100 if ctx.coupon_code == "SAVE1" else 0]
     )
+    monkeypatch.setattr(pricing, "COUPON_CHECKS", [lambda code: code == "SAVE1"])
     a, b, c = SkuFactory(price=333), SkuFactory(price=333), SkuFactory(price=334)
     # when
     r = shopper.post(ORDERS, json=pickup_body((a, 1), (b, 1), (c, 1), coupon_code="SAVE1"))

@@ -8,7 +8,7 @@ from django.test import Client
 
 from core.models import Notification
 from shop import events
-from shop.models import Order, Payment, Refund
+from shop.models import Order, OrderEvent, Payment, Refund
 from shop.services.orders import order_cancel, orders_expire_due
 from shop.services.payments import (
     payment_start,
@@ -134,7 +134,10 @@ def test_provider_refusal_is_502_and_marks_the_payment_failed(shopper, customer,
     payment = Payment.objects.get()
     assert payment.status == Payment.Status.FAILED
     assert payment.provider_ref is None and payment.client_secret == ""
-    assert "Invalid currency" in payment.failure_message
+    # the customer reads our stable text; what Stripe said is for operators only
+    assert payment.failure_message == "The payment service could not open this payment."
+    assert "Invalid currency" in payment.provider_detail
+    assert "Invalid currency" not in response.content.decode()
     order.refresh_from_db()
     assert order.status == Order.Status.PENDING_PAYMENT
     assert not Notification.objects.filter(kind="payment_failed").exists()
@@ -351,7 +354,13 @@ def test_refund_refused_by_stripe_is_marked_failed(
 
     refund.refresh_from_db()
     assert refund.status == Refund.Status.FAILED
-    assert "already been refunded" in refund.failure_message
+    # the customer reads our text; the provider's words are for operators only (the timeline)
+    assert (
+        refund.failure_message
+        == "The payment service refused this refund; our staff will follow up."
+    )
+    failed = OrderEvent.objects.get(order=order, kind=OrderEvent.Kind.REFUND_FAILED)
+    assert "already been refunded" in failed.reason
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == (Order.Status.PAID, 0)
 
@@ -366,7 +375,9 @@ def test_refund_left_approved_when_stripe_is_unreachable_and_resent_later(
         refund = refund_issue(order_id=order.id, staff=staff)
     refund.refresh_from_db()
     assert refund.status == Refund.Status.APPROVED
-    assert refund.failure_message.startswith("Will retry")
+    assert refund.failure_message == (
+        "The payment service could not be reached; the refund will be sent again."
+    )
 
     assert refunds_resend_stuck() == 0  # too recent
     with (

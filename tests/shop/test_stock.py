@@ -151,7 +151,15 @@ def test_restocking_through_the_catalog_clears_the_memo():
 
     sku = SkuFactory(stock=0)
     stock_remember_short(sku_id=sku.pk, available=0)
+    with pytest.raises(ApplicationError) as refused:
+        stock_refuse_known_short(quantities={sku.pk: 1})
+    assert (refused.value.code, refused.value.details) == (
+        "out_of_stock",
+        {"sku_id": sku.pk, "available": 0},
+    )
 
     sku_adjust_stock(sku_id=sku.pk, delta=5)
 
-    stock_refuse_known_short(quantities={sku.pk: 1})  # not refused: the memo was dropped
+    assert stock_of(sku) == 5
+    assert sku.pk not in stock._short_memo  # the memo was dropped: the next request goes through
+    assert stock_refuse_known_short(quantities={sku.pk: 1}) is None

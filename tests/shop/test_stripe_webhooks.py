@@ -10,7 +10,14 @@ import time_machine
 from django.test import Client
 
 from core.models import Notification
-from shop.models import Order, Payment, Refund, WebhookEvent
+from shop.models import (
+    Order,
+    OrderEvent,
+    Payment,
+    ReconciliationDiscrepancy,
+    Refund,
+    WebhookEvent,
+)
 from shop.services.orders import orders_expire_due
 from shop.services.payments import payment_start
 from tests.shop.factories_payments import payable_order
@@ -193,20 +200,30 @@ def test_unknown_event_types_are_stored_and_acknowledged(
     assert stored.processed_at is not None
 
 
-def test_event_for_an_unknown_payment_intent_is_stored_unprocessed(
-    webhook, pending_payment, django_capture_on_commit_callbacks
+def test_success_of_an_unknown_payment_intent_is_stored_once_and_deduplicated(
+    webhook, pending_payment, staff, django_capture_on_commit_callbacks
 ):
     obj = intent_obj(pending_payment, intent_id="pi_not_ours")
     obj["metadata"] = {}
+    payload = event("evt_x", "payment_intent.succeeded", obj)
 
-    response = deliver(
-        webhook, event("evt_x", "payment_intent.succeeded", obj), django_capture_on_commit_callbacks
-    )
+    first = deliver(webhook, payload, django_capture_on_commit_callbacks)
+    again = deliver(webhook, payload, django_capture_on_commit_callbacks)
 
-    assert response.status_code == 200
-    assert WebhookEvent.objects.get().processed_at is None
+    assert first.json() == {"received": True, "duplicate": False}
+    assert again.json() == {"received": True, "duplicate": True}
+    stored = WebhookEvent.objects.get()
+    assert (stored.event_id, stored.processed_at is not None) == ("evt_x", True)
     pending_payment.refresh_from_db()
     assert pending_payment.status == Payment.Status.PENDING
+    # money we cannot match is left to the operators, once
+    discrepancy = ReconciliationDiscrepancy.objects.get()
+    assert (discrepancy.kind, discrepancy.provider_ref, discrepancy.amount) == (
+        "unknown_payment",
+        "pi_not_ours",
+        pending_payment.amount,
+    )
+    assert Notification.objects.filter(user=staff, kind="reconciliation_discrepancy").count() == 1
 
 
 def test_payment_found_by_metadata_when_its_intent_id_was_not_recorded(
@@ -357,7 +374,11 @@ def test_refund_failure_reported_by_stripe(
 
     refund.refresh_from_db()
     assert refund.status == Refund.Status.FAILED
-    assert refund.failure_message == "Stripe: expired_or_canceled_card"
+    assert refund.failure_message == (
+        "The payment service refused this refund; our staff will follow up."
+    )
+    failed = OrderEvent.objects.get(refund=refund, kind=OrderEvent.Kind.REFUND_FAILED)
+    assert failed.reason == "Stripe: expired_or_canceled_card"
     assert Order.objects.get().status == Order.Status.PAID
 
 

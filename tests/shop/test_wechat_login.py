@@ -83,7 +83,7 @@ def test_missing_empty_or_oversized_code_is_422(anon, body):
     response = anon.post(URL, json=body)
 
     error = assert_error(response, 422, "validation_error")
-    assert [f["path"] for f in error["details"]["fields"]] == ["body.payload.code"]
+    assert [f["path"] for f in error["details"]["fields"]] == ["code"]
     assert Customer.objects.count() == 0
 
 
@@ -100,22 +100,23 @@ def test_disabled_customer_cannot_log_in(anon):
 
 
 # --- rate limit --------------------------------------------------------------------------
-def _eleven_logins_from_one_ip(anon) -> list:
-    return [_login(anon, f"rate-{i}") for i in range(11)]
+def _logins_from_one_ip(anon, n: int) -> list:
+    return [_login(anon, f"rate-{i}") for i in range(n)]
 
 
-def test_eleventh_login_from_one_ip_within_a_minute_is_429(anon, time_machine):
+def test_sixty_first_login_from_one_ip_within_a_minute_is_429(anon, time_machine):
+    # generous per IP: behind carrier NAT many shoppers share one address
     time_machine.move_to(timezone.now(), tick=False)
-    assert django_settings.LOGIN_RATE == "10/m"
+    assert django_settings.SHOPPER_LOGIN_IP_RATE == "60/m"
 
-    responses = _eleven_logins_from_one_ip(anon)
+    responses = _logins_from_one_ip(anon, 61)
 
-    assert [r.status_code for r in responses[:10]] == [200] * 10
-    error = assert_error(responses[10], 429, "rate_limited")
-    retry_after = int(responses[10]["Retry-After"])
+    assert [r.status_code for r in responses[:60]] == [200] * 60
+    error = assert_error(responses[60], 429, "rate_limited")
+    retry_after = int(responses[60]["Retry-After"])
     assert 0 < retry_after <= 60
     assert error["details"]["retry_after"] == retry_after
-    assert Customer.objects.count() == 10
+    assert Customer.objects.count() == 60
     # another IP is counted separately
     assert _login(anon, "other-ip", REMOTE_ADDR="10.1.2.3").status_code == 200
 
@@ -123,7 +124,7 @@ def test_eleventh_login_from_one_ip_within_a_minute_is_429(anon, time_machine):
 def test_login_limit_resets_in_the_next_window(anon, time_machine):
     start = timezone.now()
     time_machine.move_to(start, tick=False)
-    limited = _eleven_logins_from_one_ip(anon)[10]
+    limited = _logins_from_one_ip(anon, 61)[60]
     assert limited.status_code == 429
 
     time_machine.move_to(start + timedelta(seconds=int(limited["Retry-After"]) + 1), tick=False)
@@ -139,11 +140,11 @@ def test_login_rate_limit_with_the_redis_cache(anon, time_machine):
     )
     time_machine.move_to(timezone.now(), tick=False)
 
-    responses = _eleven_logins_from_one_ip(anon)
+    responses = _logins_from_one_ip(anon, 61)
 
-    assert [r.status_code for r in responses[:10]] == [200] * 10
-    assert_error(responses[10], 429, "rate_limited")
-    assert int(responses[10]["Retry-After"]) > 0
+    assert [r.status_code for r in responses[:60]] == [200] * 60
+    assert_error(responses[60], 429, "rate_limited")
+    assert int(responses[60]["Retry-After"]) > 0
 
 
 # --- the real WeChat provider, offline ----------------------------------------------------

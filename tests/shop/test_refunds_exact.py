@@ -1,0 +1,467 @@
+"""Refunds, exactly: amounts as ints, the rows written (audit fields, timeline, outbox payload),
+and the error bodies. Complements test_refunds.py (the flows) with what mutation testing showed
+was not pinned down."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from core.errors import ApplicationError
+from core.models import Notification, OutboxEvent
+from shop import events
+from shop.models import Order, OrderEvent, OrderLine, Payment, Refund, RefundLine
+from shop.services import pricing
+from shop.services.orders import order_mark_paid
+from shop.services.refunds import (
+    refund_approve,
+    refund_for_unapplied_payment,
+    refund_issue,
+    refund_mark_failed,
+    refund_mark_succeeded,
+    refund_reject,
+    refund_request,
+)
+from tests.factories import SkuFactory, StaffFactory
+from tests.shop.factories_orders import SucceededPaymentFactory, fulfilled, paid, stock_of
+from tests.shop.factories_payments import OrderFactory, OrderLineFactory
+
+pytestmark = pytest.mark.django_db
+
+T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def refunded_events():
+    """What the subscribers of ``order_refunded`` receive."""
+    received: list[dict] = []
+
+    def record_refund(**payload):
+        received.append(payload)
+
+    events.subscribe(events.ORDER_REFUNDED, record_refund)
+    yield received
+    events.unsubscribe(events.ORDER_REFUNDED, record_refund)
+
+
+def lines_of(order):
+    return list(OrderLine.objects.filter(order=order).order_by("pk"))
+
+
+def timeline(refund):
+    """The refund's order events, as tuples of what each records."""
+    return list(
+        OrderEvent.objects.filter(refund=refund)
+        .order_by("pk")
+        .values_list(
+            "kind",
+            "actor_id",
+            "actor_kind",
+            "from_status",
+            "to_status",
+            "reason",
+            "payment_id",
+            "amount",
+        )
+    )
+
+
+def one_line_order(monkeypatch, *, price: int, quantity: int, discount: int):
+    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [lambda ctx: discount])
+    order = paid(lines=[(SkuFactory(price=price, stock=10), quantity)])
+    [line] = lines_of(order)
+    return order, line
+
+
+# --- amounts -------------------------------------------------------------------------------------
+def test_a_refund_by_quantity_is_capped_at_what_the_line_has_left(monkeypatch):
+    # given: a line of 3 units worth 1000 (unit share 333) of which 500 went back by amount
+    order, line = one_line_order(monkeypatch, price=400, quantity=3, discount=200)
+    refund_mark_succeeded(
+        refund_id=refund_issue(order_id=order.pk, staff=StaffFactory(), amount=500).pk
+    )
+    # when: two units are refunded (2 x 333 = 666 > 500 left)
+    refund = refund_issue(
+        order_id=order.pk, staff=StaffFactory(), lines=[{"order_line_id": line.pk, "quantity": 2}]
+    )
+    # then: the line gives back only what it has left
+    assert type(refund.amount) is int
+    assert refund.amount == 500
+    assert list(RefundLine.objects.filter(refund=refund).values_list("quantity", "amount")) == [
+        (2, 500)
+    ]
+    refund_mark_succeeded(refund_id=refund.pk)
+    line.refresh_from_db()
+    assert (line.refunded_quantity, line.refunded_amount) == (2, 1000)
+    assert Order.objects.get(pk=order.pk).status == "refunded"
+
+
+def test_the_last_unit_takes_the_remainder_even_when_a_unit_share_is_zero(monkeypatch):
+    # given: 3 units worth 2 fen in all (unit share 0, remainder 2)
+    order, line = one_line_order(monkeypatch, price=1, quantity=3, discount=1)
+    assert (order.total, line.line_total) == (2, 2)
+    # when: the whole line is refunded by quantity
+    refund = refund_issue(
+        order_id=order.pk, staff=StaffFactory(), lines=[{"order_line_id": line.pk, "quantity": 3}]
+    )
+    # then
+    assert type(refund.amount) is int
+    assert refund.amount == 2
+    [part] = RefundLine.objects.filter(refund=refund)
+    assert (part.quantity, part.amount) == (3, 2)
+
+
+def test_two_parts_of_one_line_are_added_and_a_whole_line_returns_its_line_total(monkeypatch):
+    order, line = one_line_order(monkeypatch, price=400, quantity=3, discount=200)
+    refund = refund_request(
+        order_id=order.pk,
+        customer=order.customer,
+        lines=[
+            {"order_line_id": line.pk, "quantity": 1},
+            {"order_line_id": line.pk, "quantity": 2},
+        ],
+    )
+    assert list(RefundLine.objects.filter(refund=refund).values_list("quantity", "amount")) == [
+        (3, 1000)
+    ]
+    assert (refund.amount, type(refund.amount)) == (1000, int)
+
+
+def test_refunding_exactly_what_is_left_is_allowed():
+    order = paid(lines=[(SkuFactory(price=1000), 2)])
+    [line] = lines_of(order)
+    by_amount = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=1)
+    assert list(by_amount.lines.values_list("order_line_id", "quantity", "amount")) == [
+        (line.pk, 0, 1)
+    ]
+    refund_mark_succeeded(refund_id=by_amount.pk)
+    rest = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=1999)
+    assert rest.amount == 1999
+    refund_mark_succeeded(refund_id=rest.pk)
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("refunded", 2000)
+
+
+def test_a_refund_by_amount_writes_no_line_with_a_zero_share():
+    a, b = SkuFactory(price=1000), SkuFactory(price=10)
+    order = paid(lines=[(a, 1), (b, 1)])
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=1)
+    assert list(refund.lines.values_list("order_line__sku_id", "quantity", "amount")) == [
+        (a.pk, 0, 1)
+    ]
+
+
+def test_a_refund_of_everything_left_takes_each_line_s_remaining_units_and_amount():
+    a, b = SkuFactory(price=1000, stock=10), SkuFactory(price=300, stock=10)
+    order = paid(lines=[(a, 2), (b, 1)])
+    line_a, line_b = lines_of(order)
+    first = refund_issue(
+        order_id=order.pk, staff=StaffFactory(), lines=[{"order_line_id": line_a.pk, "quantity": 1}]
+    )
+    refund_mark_succeeded(refund_id=first.pk)
+    rest = refund_request(order_id=order.pk, customer=order.customer)
+    assert sorted(rest.lines.values_list("order_line_id", "quantity", "amount")) == [
+        (line_a.pk, 1, 1000),
+        (line_b.pk, 1, 300),
+    ]
+    assert (rest.amount, rest.restock, rest.note) == (1300, True, "")
+
+
+def test_a_refund_larger_than_the_order_s_balance_is_refused_even_if_the_lines_allow_it():
+    # given: books where the lines hold more than the order's total (belt and braces)
+    order = OrderFactory(subtotal=1000, total=900)
+    OrderLineFactory(order=order, unit_price=500, quantity=2)
+    payment = SucceededPaymentFactory(order=order)
+    assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is True
+    # when / then
+    with pytest.raises(ApplicationError) as refused:
+        refund_issue(order_id=order.pk, staff=StaffFactory())
+    assert (refused.value.code, refused.value.details) == (
+        "refund_exceeds_paid",
+        {"refundable": 900, "requested": 1000},
+    )
+    assert not Refund.objects.exists()
+
+
+# --- error bodies ------------------------------------------------------------------------------
+def test_refund_error_bodies(client_for, operator):
+    order = paid(lines=[(SkuFactory(price=1000), 2)])
+    shopper = client_for(order.customer.user)
+    url = f"/api/v1/orders/{order.pk}/refunds"
+
+    r = shopper.post(url, json={"amount": 2001})
+    assert (r.status_code, r.json()["error"]) == (
+        409,
+        {
+            "code": "refund_exceeds_paid",
+            "message": "This is more than what was paid and not yet refunded.",
+            "details": {"refundable": 2000, "requested": 2001},
+        },
+    )
+    r = shopper.post(url, json={"amount": 2000})
+    assert r.status_code == 201  # all of it: not more than what is left
+    rejected = operator.post(f"/api/v1/staff/refunds/{r.json()['id']}/reject", json={})
+    assert (rejected.status_code, rejected.json()["failure_message"]) == (200, "")
+
+    r = operator.post(f"/api/v1/staff/refunds/{rejected.json()['id']}/approve")
+    assert (r.status_code, r.json()["error"]) == (
+        409,
+        {
+            "code": "illegal_transition",
+            "message": "A refund that is rejected cannot become approved.",
+            "details": {"from": "rejected", "to": "approved"},
+        },
+    )
+
+
+def test_refund_spec_errors_say_what_is_wrong():
+    order = paid(lines=[(SkuFactory(price=1000), 2)])
+    [line] = lines_of(order)
+    staff = StaffFactory()
+    cases = [
+        (
+            {"amount": 10, "lines": [{"order_line_id": line.pk, "quantity": 1}]},
+            ("refund_spec_invalid", "Refund either lines or an amount, not both."),
+        ),
+        ({"lines": []}, ("refund_spec_invalid", "Name at least one line to refund.")),
+        (
+            {"amount": 10, "restock": True},
+            (
+                "restock_needs_units",
+                "A refund by amount returns no units to put back on sale; refund lines to restock.",
+            ),
+        ),
+    ]
+    for spec, expected in cases:
+        with pytest.raises(ApplicationError) as refused:
+            refund_issue(order_id=order.pk, staff=staff, **spec)
+        assert (refused.value.code, refused.value.message) == expected
+    assert not Refund.objects.exists()
+
+
+def test_staff_refunds_of_a_fulfilled_order_do_not_restock_unless_asked(
+    django_capture_on_commit_callbacks,
+):
+    sku = SkuFactory(price=1000, stock=10)
+    order = fulfilled(lines=[(sku, 2)], mode="courier")
+    [line] = lines_of(order)
+    refund = refund_issue(
+        order_id=order.pk, staff=StaffFactory(), lines=[{"order_line_id": line.pk, "quantity": 1}]
+    )
+    assert (refund.restock, refund.note) == (False, "")
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_mark_succeeded(refund_id=refund.pk)
+    assert stock_of(sku) == 8
+    assert Refund.objects.get(pk=refund.pk).restocked_quantity == 0
+
+
+# --- audit fields and the timeline --------------------------------------------------------------
+def test_a_request_records_who_asked_and_approval_who_decided_and_when(
+    time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to(T, tick=False)
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    refund = refund_request(order_id=order.pk, customer=order.customer, amount=300)
+    refund.refresh_from_db()
+    assert (refund.requested_by_id, refund.decided_by_id, refund.decided_at, refund.note) == (
+        order.customer.user_id,
+        None,
+        None,
+        "",
+    )
+    staff = StaffFactory()
+    later = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    time_machine.move_to(later, tick=False)
+    # when: approved; the real refund_send task runs after commit (sandbox provider: paid at once)
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = refund_approve(refund_id=refund.pk, staff=staff)
+    assert approved.status == "approved"
+    refund.refresh_from_db()
+    assert (refund.status, refund.decided_by_id, refund.decided_at, refund.succeeded_at) == (
+        "succeeded",
+        staff.pk,
+        later,
+        later,
+    )
+    assert refund.provider_ref == f"sandbox_re_{refund.pk}"
+    assert timeline(refund) == [
+        ("refund_requested", order.customer.user_id, "customer", "paid", "paid",
+         "customer_request", None, 300),
+        ("refund_approved", staff.pk, "staff", "paid", "paid", "customer_request",
+         order.paid_payment_id, 300),
+        ("refund_succeeded", None, "system", "paid", "partially_refunded", "customer_request",
+         order.paid_payment_id, 300),
+    ]  # fmt: skip
+
+
+def test_staff_issue_records_the_decision_at_once(time_machine):
+    time_machine.move_to(T, tick=False)
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    staff = StaffFactory()
+    refund = refund_issue(order_id=order.pk, staff=staff, amount=300)
+    refund.refresh_from_db()
+    assert (
+        refund.status,
+        refund.reason,
+        refund.payment_id,
+        refund.requested_by_id,
+        refund.decided_by_id,
+        refund.decided_at,
+        refund.restock,
+    ) == ("approved", "staff", order.paid_payment_id, staff.pk, staff.pk, T, False)
+    assert timeline(refund) == [
+        ("refund_approved", staff.pk, "staff", "paid", "paid", "staff", None, 300)
+    ]
+
+
+def test_reject_records_who_decided_when_and_why(time_machine):
+    time_machine.move_to(T, tick=False)
+    order = paid()
+    refund = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    staff = StaffFactory()
+    note = "not in the after-sale window " + "x" * 600
+    rejected = refund_reject(refund_id=refund.pk, staff=staff, note=note)
+    assert rejected.status == "rejected"
+    refund.refresh_from_db()
+    assert (refund.status, refund.decided_by_id, refund.decided_at, refund.failure_message) == (
+        "rejected",
+        staff.pk,
+        T,
+        note[:500],
+    )
+    assert timeline(refund)[1:] == [
+        ("refund_rejected", staff.pk, "staff", "paid", "paid", note[:64], order.paid_payment_id,
+         100),
+    ]  # fmt: skip
+    # idempotent: rejecting again changes nothing
+    assert refund_reject(refund_id=refund.pk, staff=StaffFactory(), note="again").pk == refund.pk
+    refund.refresh_from_db()
+    assert (refund.decided_by_id, refund.failure_message) == (staff.pk, note[:500])
+
+
+def test_mark_failed_keeps_the_first_500_characters_of_the_message():
+    order = paid()
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
+    message = "m" * 600
+    assert refund_mark_failed(refund_id=refund.pk, message=message).status == "failed"
+    refund.refresh_from_db()
+    assert (refund.status, refund.failure_message) == ("failed", "m" * 500)
+
+
+def test_mark_succeeded_records_when_and_the_provider_reference_once(time_machine):
+    time_machine.move_to(T, tick=False)
+    order = paid()
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
+    Refund.objects.filter(pk=refund.pk).update(provider_ref="re_first")
+    refund_mark_succeeded(refund_id=refund.pk, provider_ref="re_other")
+    refund.refresh_from_db()
+    assert (refund.status, refund.succeeded_at, refund.provider_ref) == (
+        "succeeded",
+        T,
+        "re_first",
+    )
+    [notification] = Notification.objects.filter(user=order.customer.user, kind="refund_succeeded")
+    assert (notification.kind, notification.title, notification.body, notification.data) == (
+        "refund_succeeded",
+        "Refund sent",
+        f"1.00 CNY is on its way back for order {order.number}.",
+        {"order_id": order.pk, "refund_id": refund.pk, "amount": 100},
+    )
+
+
+# --- what a succeeded refund does to the order --------------------------------------------------
+def test_two_lines_of_one_sku_are_restocked_together_and_the_event_says_exactly_what(
+    time_machine, refunded_events, django_capture_on_commit_callbacks
+):
+    # given: a paid, undelivered order with two lines of the same SKU (2 + 3 units)
+    time_machine.move_to(T, tick=False)
+    sku = SkuFactory(price=500, stock=10)
+    order = OrderFactory(subtotal=2500, total=2500)
+    first = OrderLineFactory(order=order, sku=sku, unit_price=500, quantity=2)
+    second = OrderLineFactory(order=order, sku=sku, unit_price=500, quantity=3)
+    payment = SucceededPaymentFactory(order=order)
+    assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is True
+    # when: everything is refunded and the provider pays it back
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory())
+    assert refund.restock is True
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_mark_succeeded(refund_id=refund.pk)
+    # then: all five units are back on sale
+    assert stock_of(sku) == 15
+    refund.refresh_from_db()
+    assert (refund.restocked_quantity, refund.succeeded_at) == (5, T)
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("refunded", 2500)
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 2500
+    [event] = OutboxEvent.objects.filter(name=events.ORDER_REFUNDED)
+    assert refunded_events == [event.payload]
+    assert event.payload == {
+        "order_id": order.pk,
+        "customer_id": order.customer_id,
+        "community_id": None,
+        "refund_id": refund.pk,
+        "amount": 2500,
+        "order_refunded_amount": 2500,
+        "order_total": 2500,
+        "order_status": "refunded",
+        "fully_refunded": True,
+        "refunded_at": T.isoformat(),
+        "lines": [
+            {"line_id": first.pk, "sku_id": sku.pk, "quantity": 2, "amount": 1000},
+            {"line_id": second.pk, "sku_id": sku.pk, "quantity": 3, "amount": 1500},
+        ],
+    }
+
+
+def test_a_partial_refund_event_of_a_paid_order(
+    refunded_events, django_capture_on_commit_callbacks
+):
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    [line] = lines_of(order)
+    refund = refund_issue(
+        order_id=order.pk, staff=StaffFactory(), lines=[{"order_line_id": line.pk, "quantity": 1}]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_mark_succeeded(refund_id=refund.pk)
+    [payload] = refunded_events
+    assert {k: payload[k] for k in ("amount", "order_refunded_amount", "order_status")} == {
+        "amount": 1000,
+        "order_refunded_amount": 1000,
+        "order_status": "partially_refunded",
+    }
+    assert payload["fully_refunded"] is False
+    assert Order.objects.get(pk=order.pk).status == "partially_refunded"
+
+
+# --- refunds of unapplied payments -----------------------------------------------------------
+def test_unapplied_payment_refunds_are_one_per_payment_and_reason(time_machine):
+    time_machine.move_to(T, tick=False)
+    order = paid()
+    second = SucceededPaymentFactory(order=order, amount=order.total)
+    third = SucceededPaymentFactory(order=order, amount=700)
+
+    for_second = refund_for_unapplied_payment(payment_id=second.pk, reason="late_payment")
+    for_third = refund_for_unapplied_payment(payment_id=third.pk, reason="late_payment")
+    other_reason = refund_for_unapplied_payment(payment_id=second.pk, reason="out_of_stock")
+
+    assert len({for_second.pk, for_third.pk, other_reason.pk}) == 3
+    assert refund_for_unapplied_payment(payment_id=third.pk, reason="late_payment") == for_third
+    rows = Refund.objects.filter(pk__in=[for_second.pk, for_third.pk]).order_by("pk")
+    assert list(
+        rows.values_list(
+            "order_id",
+            "payment_id",
+            "amount",
+            "status",
+            "reason",
+            "restock",
+            "decided_at",
+            "decided_by",
+            "requested_by",
+        )
+    ) == [
+        (order.pk, second.pk, order.total, "approved", "late_payment", False, T, None, None),
+        (order.pk, third.pk, 700, "approved", "late_payment", False, T, None, None),
+    ]
+    assert timeline(for_third) == [
+        ("refund_approved", None, "system", "paid", "paid", "late_payment", third.pk, 700)
+    ]

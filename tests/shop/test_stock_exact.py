@@ -1,0 +1,58 @@
+"""Stock errors, exactly (tests/shop/test_stock.py has the flows)."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from shop.models import Order
+from shop.services.stock import out_of_stock, stock_release, stock_reserve, stock_restore
+from tests.factories import CustomerFactory, SkuFactory
+from tests.shop.factories_orders import stock_of
+
+
+def test_out_of_stock_says_how_much_is_left_never_below_zero():
+    error = out_of_stock(sku_id=7, available=-3)
+    assert (error.status, error.code, error.message, error.details) == (
+        409,
+        "out_of_stock",
+        "Not enough stock for this item.",
+        {"sku_id": 7, "available": 0},
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("quantity", [0, -1])
+def test_restoring_nothing_is_a_bug(quantity):
+    sku = SkuFactory(stock=5)
+    with pytest.raises(ValueError, match=r"^restored quantity must be positive$"):
+        stock_restore(sku_id=sku.pk, quantity=quantity)
+    assert stock_of(sku) == 5
+
+
+@pytest.mark.django_db
+def test_release_adds_up_every_reservation_of_a_sku_without_a_savepoint():
+    # given: an order holding the same SKU twice (two reservations), and another SKU
+    a, b = SkuFactory(stock=10), SkuFactory(stock=10)
+    order = Order.objects.create(
+        number="T00000001",
+        customer=CustomerFactory(),
+        delivery_mode=Order.DeliveryMode.COURIER,
+        subtotal=0,
+        total=0,
+        payment_deadline=timezone.now() + timedelta(minutes=15),
+    )
+    expires = timezone.now() + timedelta(minutes=15)
+    stock_reserve(order=order, lines=[(a, 2)], expires_at=expires)
+    stock_reserve(order=order, lines=[(a, 3), (b, 1)], expires_at=expires)
+    assert (stock_of(a), stock_of(b)) == (5, 9)
+    # when: released inside the caller's transaction
+    with CaptureQueriesContext(connection) as queries:
+        released = stock_release(order=order)
+    # then: every unit is back, in the caller's transaction (no savepoint round trips)
+    assert released == 6
+    assert (stock_of(a), stock_of(b)) == (10, 10)
+    assert set(order.reservations.values_list("status", flat=True)) == {"released"}
+    assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
