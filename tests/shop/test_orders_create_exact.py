@@ -504,3 +504,10 @@ def test_a_cancelled_order_takes_no_payment():
     assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is False
     order.refresh_from_db()
     assert (order.status, order.paid_payment_id, order.paid_at) == ("cancelled", None, None)
+
+
+def test_the_payable_order_is_the_one_asked_for():
+    customer = QuickCustomerFactory()
+    first, second = place(customer), place(customer)
+    assert order_get_payable(order_id=second.pk, customer=customer).pk == second.pk
+    assert order_get_payable(order_id=first.pk, customer=customer).pk == first.pk

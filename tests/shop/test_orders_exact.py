@@ -404,3 +404,10 @@ def test_the_completion_sweep_breaks_window_ties_by_id():
     with time_machine.travel(T + timedelta(hours=1), tick=False):
         assert orders_complete_due() == 2
     assert _completed_order_ids() == [first.pk, second.pk]
+
+
+def test_an_open_refund_of_another_order_does_not_hold_fulfilment():
+    other = paid(mode="courier")
+    refund_request(order_id=other.pk, customer=other.customer)
+    order = paid(mode="courier")
+    assert order_fulfil(order_id=order.pk, actor=StaffFactory()).status == "fulfilled"
