@@ -79,3 +79,10 @@ def test_a_hook_must_return_an_int_of_zero_or_more(monkeypatch, bad):
     message = f"discount hook {hook!r} returned {bad!r}, not an int >= 0"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         order_price(context=context((1000, 1)))
+
+
+def test_an_empty_context_costs_nothing(monkeypatch):
+    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [])
+    assert order_price(context=context()) == Pricing(
+        subtotal=0, discount=0, total=0, line_totals=()
+    )

@@ -338,6 +338,15 @@ def test_reject_records_who_decided_when_and_why(time_machine):
     assert (refund.decided_by_id, refund.failure_message) == (staff.pk, note[:500])
 
 
+def test_reject_without_a_note_keeps_no_message():
+    order = paid()
+    refund = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    refund_reject(refund_id=refund.pk, staff=StaffFactory())
+    refund.refresh_from_db()
+    assert (refund.status, refund.failure_message) == ("rejected", "")
+    assert timeline(refund)[1][5] == "customer_request"  # the timeline falls back to the reason
+
+
 def test_mark_failed_keeps_the_first_500_characters_of_the_message():
     order = paid()
     refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
@@ -465,3 +474,40 @@ def test_unapplied_payment_refunds_are_one_per_payment_and_reason(time_machine):
     assert timeline(for_third) == [
         ("refund_approved", None, "system", "paid", "paid", "late_payment", third.pk, 700)
     ]
+
+
+def test_a_refund_of_everything_left_skips_finished_lines_and_keeps_units_without_money():
+    a, b, c = SkuFactory(price=1000, stock=10), SkuFactory(price=1, stock=10), SkuFactory(price=50)
+    order = paid(lines=[(a, 1), (b, 1), (c, 1)])
+    line_a, line_b, line_c = lines_of(order)
+    staff = StaffFactory()
+    done = refund_issue(
+        order_id=order.pk, staff=staff, lines=[{"order_line_id": line_c.pk, "quantity": 1}]
+    )
+    refund_mark_succeeded(refund_id=done.pk)
+    by_amount = refund_issue(order_id=order.pk, staff=staff, amount=1000)
+    assert sorted(by_amount.lines.values_list("order_line_id", "amount")) == [
+        (line_a.pk, 999),
+        (line_b.pk, 1),
+    ]
+    refund_mark_succeeded(refund_id=by_amount.pk)
+    # when: everything left: 1 fen on line a; line b's unit (its money is back); nothing of c
+    rest = refund_issue(order_id=order.pk, staff=staff)
+    assert sorted(rest.lines.values_list("order_line_id", "quantity", "amount")) == [
+        (line_a.pk, 1, 1),
+        (line_b.pk, 1, 0),
+    ]
+
+
+def test_a_refund_worth_nothing_is_refused(monkeypatch):
+    order, line = one_line_order(monkeypatch, price=1, quantity=3, discount=1)
+    with pytest.raises(ApplicationError) as refused:
+        refund_issue(
+            order_id=order.pk,
+            staff=StaffFactory(),
+            lines=[{"order_line_id": line.pk, "quantity": 1}],
+        )
+    assert (refused.value.code, refused.value.details) == (
+        "refund_exceeds_paid",
+        {"refundable": 2, "requested": 0},
+    )
