@@ -13,7 +13,8 @@ Lifecycle of one event:
    ``OutboxEvent`` row carrying the names of the event's subscribers (``pending_subscribers``).
    It writes nothing if the event has no subscribers, and nothing survives a rollback. Recording
    imports no task: after commit it *kicks* ``core.tasks.outbox_dispatch`` (a failed kick, e.g.
-   the broker is down, is logged and left to the sweep).
+   the broker is down, is logged and left to the sweep; a burst's kicks are coalesced, see
+   ``_KickWindow``).
 2. The dispatcher (the kicked task, or the sweep) turns the pending names into one
    ``OutboxDelivery`` per subscriber and clears them, under a ``skip_locked`` row lock.
 3. Each delivery runs in its own transaction: claim the row (``pending``, due, ``skip_locked``),
@@ -34,6 +35,8 @@ transaction while the delivery row is locked: write rows, queue tasks and pushes
 """
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -129,12 +132,51 @@ def event_record(name: str, payload: Payload | Callable[[], Payload]) -> OutboxE
     return event
 
 
+class _KickWindow:
+    """Coalesces the kicks of one process: at most one immediate kick per ``OUTBOX_KICK_WINDOW``
+    seconds; an event committed inside the window is covered by one *trailing* kick, due when the
+    window ends, that drains every undispatched event (a burst of payments costs the paying
+    threads two broker messages per window instead of one each). Each event has committed before
+    its hook runs and the trailing kick runs after every hook that relied on it, so none is left
+    to the sweep (unless a worker's clock runs ahead of ours; the sweep still delivers then).
+    A window of 0, or Celery's eager mode, kicks every event on its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free_at = 0.0  # monotonic time from which the next immediate kick may go
+        self._trailing_at = 0.0  # when the scheduled trailing kick runs (0: none scheduled)
+
+    def plan(self, now: float, window: float) -> float | None:
+        """``None``: nothing to send (a trailing kick covers this event); ``0``: kick this event
+        now; ``> 0``: schedule a trailing drain that many seconds from now."""
+        with self._lock:
+            if now >= self._free_at:
+                self._free_at = now + window
+                return 0.0
+            if self._trailing_at > now:
+                return None
+            self._trailing_at = self._free_at
+            return self._free_at - now
+
+
+_kick_window = _KickWindow()
+_clock = time.monotonic  # the kick window's clock (tests hold it)
+
+
 def _kick(event_id: int) -> None:
     """After commit: ask a worker to deliver the event now. Losing this message loses nothing."""
     from core.tasks import outbox_dispatch
 
+    window = settings.OUTBOX_KICK_WINDOW
+    if window <= 0 or outbox_dispatch.app.conf.task_always_eager:
+        countdown: float | None = 0.0
+    else:
+        countdown = _kick_window.plan(_clock(), window)
     try:
-        outbox_dispatch.delay(event_id)
+        if countdown == 0:
+            outbox_dispatch.delay(event_id)
+        elif countdown is not None:
+            outbox_dispatch.apply_async(countdown=countdown)
     except Exception:
         logger.warning(
             "outbox: could not kick delivery of event %s; the sweep will deliver it",

@@ -16,8 +16,11 @@ def idempotency_purge_expired() -> int:
 
 
 @shared_task
-def outbox_dispatch(event_id: int) -> int:
-    """Kicked after an event commits: deliver it to its subscribers now."""
+def outbox_dispatch(event_id: int | None = None) -> int:
+    """Kicked after an event commits: deliver it to its subscribers now; without an id (the
+    trailing kick of a burst), deliver every undispatched event."""
+    if event_id is None:
+        return outbox.outbox_sweep()
     return outbox.event_dispatch(event_id=event_id)
 
 

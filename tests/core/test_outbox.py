@@ -9,6 +9,8 @@ import time_machine
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 from kombu.exceptions import OperationalError
 
 from core import outbox
@@ -192,6 +194,95 @@ def test_broker_unreachable_at_commit_then_the_sweep_delivers(
     assert sorted(calls) == [("first", {"thing_id": 7}), ("second", {"thing_id": 7})]
     assert deliveries(event) == [(FIRST, D.DONE, 1), (SECOND, D.DONE, 1)]
     assert outbox.outbox_sweep() == 0
+
+
+# --- coalesced kicks ------------------------------------------------------------------------------
+@pytest.fixture
+def not_eager():
+    """Celery as in production (kicks go to the broker), restored afterwards."""
+    conf = core_tasks.outbox_dispatch.app.conf
+    saved = conf.task_always_eager
+    conf.task_always_eager = False
+    yield
+    conf.task_always_eager = saved
+
+
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=120), min_size=1, max_size=60),
+    window=st.integers(min_value=1, max_value=100),
+)
+def test_every_kick_plan_covers_its_event_and_a_burst_costs_two_messages_per_window(gaps, window):
+    # times in milliseconds (integers keep the arithmetic exact), each hook after the last
+    plan = outbox._KickWindow()
+    now, trailing_runs, immediate = 1000, [], 0
+    for gap in gaps:
+        now += gap
+        countdown = plan.plan(now, window)
+        if countdown == 0:
+            immediate += 1  # this event's own kick, sent after its commit
+        elif countdown is None:
+            # covered: a trailing drain, scheduled earlier, runs after this event committed
+            assert trailing_runs and trailing_runs[-1] > now
+        else:
+            assert countdown > 0
+            trailing_runs.append(now + countdown)
+    span = now - 1000
+    assert immediate + len(trailing_runs) <= 2 * (span // window + 1)
+    assert immediate >= 1
+
+
+@pytest.mark.django_db
+def test_a_burst_of_events_is_kicked_once_then_drained_by_one_trailing_kick(
+    two_subscribers, monkeypatch, django_capture_on_commit_callbacks, settings, not_eager
+):
+    # given: a real broker (not eager), a 50 ms window, and a clock we hold
+    settings.OUTBOX_KICK_WINDOW = 0.05
+    monkeypatch.setattr(outbox, "_kick_window", outbox._KickWindow())
+    sent: list[tuple] = []
+    monkeypatch.setattr(core_tasks.outbox_dispatch, "delay", lambda *a: sent.append(("now", a)))
+    monkeypatch.setattr(
+        core_tasks.outbox_dispatch,
+        "apply_async",
+        lambda **kw: sent.append(("later", round(kw["countdown"], 3))),
+    )
+    clock = iter([500.0, 500.01, 500.02, 500.06])
+    monkeypatch.setattr(outbox, "_clock", lambda: next(clock))
+    # when: three events commit within 20 ms, a fourth after the window
+    events = []
+    for thing_id in (1, 2, 3, 4):
+        with django_capture_on_commit_callbacks(execute=True):
+            events.append(record({"thing_id": thing_id}))
+    # then: the first is kicked at once, the second schedules one drain at the window's end, the
+    # third rides on it, the fourth (window over) is kicked at once again
+    assert sent == [("now", (events[0].pk,)), ("later", 0.04), ("now", (events[3].pk,))]
+    # when: the trailing kick runs (no id: drain everything undispatched)
+    assert core_tasks.outbox_dispatch() == 8
+    # then: every event reached both subscribers once
+    assert Counter((name, p["thing_id"]) for name, p in calls) == Counter(
+        (name, n) for n in (1, 2, 3, 4) for name in ("first", "second")
+    )
+
+
+@pytest.mark.django_db
+def test_in_eager_mode_or_with_no_window_every_event_is_kicked_on_its_own(
+    two_subscribers, monkeypatch, django_capture_on_commit_callbacks, settings, not_eager
+):
+    core_tasks.outbox_dispatch.app.conf.task_always_eager = True
+    settings.OUTBOX_KICK_WINDOW = 0.05
+    monkeypatch.setattr(outbox, "_kick_window", outbox._KickWindow())
+    monkeypatch.setattr(outbox, "_clock", lambda: 500.0)  # one instant: all in a window
+    for thing_id in (1, 2, 3):
+        with django_capture_on_commit_callbacks(execute=True):
+            record({"thing_id": thing_id})
+    assert len(calls) == 6  # eager (the tests' default): each kick ran at once
+    settings.OUTBOX_KICK_WINDOW = 0
+    core_tasks.outbox_dispatch.app.conf.task_always_eager = False  # restored by the fixture
+    sent: list = []
+    monkeypatch.setattr(core_tasks.outbox_dispatch, "delay", lambda *a: sent.append(a))
+    for thing_id in (4, 5):
+        with django_capture_on_commit_callbacks(execute=True):
+            record({"thing_id": thing_id})
+    assert len(sent) == 2
 
 
 @pytest.mark.django_db
