@@ -9,7 +9,15 @@ import pytest
 from core.errors import ApplicationError
 from core.models import Notification, OutboxEvent
 from shop import events
-from shop.models import Order, OrderEvent, OrderLine, Payment, Refund, RefundLine
+from shop.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    ReconciliationDiscrepancy,
+    Refund,
+    RefundLine,
+)
 from shop.services import pricing
 from shop.services.orders import order_mark_paid
 from shop.services.refunds import (
@@ -511,3 +519,73 @@ def test_a_refund_worth_nothing_is_refused(monkeypatch):
         "refund_exceeds_paid",
         {"refundable": 2, "requested": 0},
     )
+
+
+# --- provider failures --------------------------------------------------------------------------
+def test_a_failure_records_the_provider_detail_on_the_timeline_only():
+    order = paid()
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
+    detail = "card_declined: " + "d" * 600
+    refund_mark_failed(refund_id=refund.pk, message="The card refused it.", detail=detail)
+    refund.refresh_from_db()
+    assert (refund.status, refund.failure_message) == ("failed", "The card refused it.")
+    assert timeline(refund)[1:] == [
+        ("refund_failed", None, "system", "paid", "paid", detail[:64], order.paid_payment_id, 100)
+    ]
+
+
+def test_a_failure_without_a_detail_falls_back_to_the_reason_on_the_timeline():
+    order = paid()
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
+    refund_mark_failed(refund_id=refund.pk, message="failed")
+    assert timeline(refund)[1:] == [
+        ("refund_failed", None, "system", "paid", "paid", "staff", order.paid_payment_id, 100)
+    ]
+
+
+# --- late successes of failed refunds -----------------------------------------------------------
+def test_a_late_success_of_a_failed_unapplied_payment_refund_is_applied_after_an_order_refund():
+    # given: a refund of a second payment failed, then an order refund was issued and succeeded
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    second = SucceededPaymentFactory(order=order, amount=700)
+    unapplied = refund_for_unapplied_payment(payment_id=second.pk, reason="late_payment")
+    refund_mark_failed(refund_id=unapplied.pk, message="failed")
+    later = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=300)
+    refund_mark_succeeded(refund_id=later.pk)
+    # when: the provider reports that the unapplied payment's refund went through after all
+    result = refund_mark_succeeded(refund_id=unapplied.pk)
+    # then: it has no lines, so nothing replaced it: applied to the payment, the order untouched
+    assert result.status == "succeeded"
+    assert not ReconciliationDiscrepancy.objects.exists()
+    assert Payment.objects.get(pk=second.pk).refunded_amount == 700
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("partially_refunded", 300)
+
+
+def test_a_later_refund_of_another_order_does_not_replace_a_failed_one():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    failed = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=300)
+    refund_mark_failed(refund_id=failed.pk, message="failed")
+    other = paid(lines=[(SkuFactory(price=1000, stock=10), 1)])
+    refund_mark_succeeded(refund_id=refund_issue(order_id=other.pk, staff=StaffFactory()).pk)
+
+    assert refund_mark_succeeded(refund_id=failed.pk).status == "succeeded"
+    assert not ReconciliationDiscrepancy.objects.exists()
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("partially_refunded", 300)
+
+
+def test_an_earlier_refund_of_the_order_does_not_replace_a_failed_one():
+    # given: a first refund succeeded, the second one failed
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    staff = StaffFactory()
+    refund_mark_succeeded(refund_id=refund_issue(order_id=order.pk, staff=staff, amount=300).pk)
+    failed = refund_issue(order_id=order.pk, staff=staff, amount=200)
+    refund_mark_failed(refund_id=failed.pk, message="failed")
+    # when: the second one succeeds after all
+    assert refund_mark_succeeded(refund_id=failed.pk).status == "succeeded"
+    # then: nothing came after it, so it is applied
+    assert not ReconciliationDiscrepancy.objects.exists()
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("partially_refunded", 500)
+    assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 500
