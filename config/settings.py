@@ -156,12 +156,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.tasks.orders_expire_due",
         "schedule": env.float("ORDER_EXPIRY_SWEEP_SECONDS", default=30.0),
     },
+    "flash-sessions-tick": {
+        "task": "shop.tasks.flash_sessions_tick",
+        "schedule": env.float("FLASH_TICK_SECONDS", default=2.0),
+    },
     "orders-complete-due": {
         "task": "shop.tasks.orders_complete_due",
         "schedule": 600.0,
     },
     "refunds-resend-stuck": {
         "task": "shop.tasks.refunds_resend_stuck",
+        "schedule": 300.0,
+    },
+    "coupon-issuances-resume-stuck": {
+        "task": "shop.tasks.coupon_issuances_resume_stuck",
         "schedule": 300.0,
     },
     "idempotency-purge-expired": {
@@ -209,6 +217,9 @@ STAFF_LOGIN_IP_RATE = env.str("STAFF_LOGIN_IP_RATE", default="20/m")
 STAFF_LOGIN_ACCOUNT_RATE = env.str("STAFF_LOGIN_ACCOUNT_RATE", default="5/m")
 REFRESH_RATE = env.str("REFRESH_RATE", default="30/m")
 PICKUP_VERIFY_RATE = env.str("PICKUP_VERIFY_RATE", default="30/m")
+# Failed coupon-code attempts (unknown or invalid codes) per shopper and per client IP.
+COUPON_CODE_RATE = env.str("COUPON_CODE_RATE", default="10/m")
+COUPON_CODE_IP_RATE = env.str("COUPON_CODE_IP_RATE", default="60/m")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = "core.clientip.client_ip"
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48))
@@ -224,6 +235,8 @@ WECHAT_LOGIN_PROVIDER = env.str(
 # The public product list is the hottest read (a leader's post sends a whole WeChat group to it at
 # once): its responses are cached this long, per URL. 0 turns the cache off.
 CATALOG_LIST_CACHE_SECONDS = env.int("CATALOG_LIST_CACHE_SECONDS", default=2)
+# The public flash sale list is hit by everyone waiting for a start: cached this long (0: off).
+FLASH_LIST_CACHE_SECONDS = env.int("FLASH_LIST_CACHE_SECONDS", default=1)
 
 # --- Orders ---------------------------------------------------------------------------------
 STOCK_RESERVATION_TTL = timedelta(seconds=env.int("STOCK_RESERVATION_TTL_SECONDS", default=15 * 60))
@@ -231,6 +244,10 @@ AFTER_SALE_WINDOW = timedelta(days=env.int("AFTER_SALE_WINDOW_DAYS", default=7))
 
 # --- Payments -----------------------------------------------------------------------------
 CURRENCY = env.str("CURRENCY", default="CNY")
+# Pricing: what a courier order pays for shipping (fen; no line carries it, so refunds of lines
+# and commission bases never include it), and the least a coupon-discounted order still pays.
+COURIER_SHIPPING_FEE = env.int("COURIER_SHIPPING_FEE", default=0)
+MIN_PAYABLE = env.int("MIN_PAYABLE", default=1)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_PAYMENT_METHOD_TYPES = env.list("STRIPE_PAYMENT_METHOD_TYPES", default=["card"])

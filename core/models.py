@@ -184,3 +184,14 @@ class OutboxDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber} <- event {self.event_id} ({self.status})"
+
+
+class TopicSequence(models.Model):
+    """The last ``seq`` given to a realtime topic's messages (``core.realtime.topic_next_seq``):
+    stored so that it only ever increases, across processes and restarts."""
+
+    topic = models.CharField(max_length=64, primary_key=True)
+    seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.topic} at {self.seq}"

@@ -12,6 +12,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from core.realtime import topic_group, topic_next_seq
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,3 +39,19 @@ def push_now(group: str, message: dict[str, Any], handler: str = "push.message")
 def push_on_commit(group: str, message: dict[str, Any], handler: str = "push.message") -> None:
     """Send ``message`` to every socket in ``group`` once the current transaction commits."""
     transaction.on_commit(lambda: push_now(group, message, handler))
+
+
+def topic_push_now(topic: str, message: dict[str, Any]) -> bool:
+    """Send ``message`` to a topic's sockets with the topic's next ``seq`` (core/realtime.py).
+    A seq is taken even if the send fails: clients then see the gap and refetch the snapshot."""
+    try:
+        seq = topic_next_seq(topic)
+    except Exception:
+        logger.exception("realtime seq for %s failed", topic)
+        return False
+    return push_now(topic_group(topic), {**message, "topic": topic, "seq": seq})
+
+
+def topic_push_on_commit(topic: str, message: dict[str, Any]) -> None:
+    """``topic_push_now`` once the current transaction commits."""
+    transaction.on_commit(lambda: topic_push_now(topic, message))

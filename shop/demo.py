@@ -2,17 +2,22 @@
 a natural key (slug, title, SKU code, name, openid) before it is created, so a second run adds
 nothing and never overwrites stock that orders have since consumed."""
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from shop.models import (
     Address,
     Category,
     Community,
     CommunityMembership,
+    CouponCode,
+    CouponTemplate,
     Customer,
+    FlashSession,
     PickupPoint,
     Product,
     Sku,
@@ -20,6 +25,7 @@ from shop.models import (
 from shop.services.addresses import address_create
 from shop.services.communities import community_set_leader
 from shop.services.customers import customer_get_or_create
+from shop.services.flash import FlashItemSpec, flash_session_create
 from shop.wechat import sandbox_identity
 
 COMMUNITY_NAME = "Sunny Garden Community"
@@ -133,6 +139,35 @@ SHOPPER_ADDRESS = {
 }
 
 
+# A flash sale starting a few minutes after the seed (so `make run` shows its countdown on the
+# session topic), with its own stock: (SKU code, flash price fen, flash units, per-customer cap).
+FLASH_TITLE = "Demo flash sale"
+FLASH_STARTS_IN = timedelta(minutes=3)
+FLASH_LASTS = timedelta(minutes=30)
+FLASH_ITEMS = [("DEMO-MANGO-2KG", 1990, 20, 1), ("DEMO-MILK-950", 990, 30, 2)]
+
+
+def _flash_session() -> FlashSession:
+    """The demo flash sale that has not started yet, or a new one starting in a few minutes
+    (a live or ended one from an earlier run is left as it is)."""
+    now = timezone.now()
+    waiting = FlashSession.objects.filter(title=FLASH_TITLE, starts_at__gt=now).first()
+    if waiting is not None:
+        return waiting
+    skus = {sku.code: sku.pk for sku in Sku.objects.filter(code__in=[i[0] for i in FLASH_ITEMS])}
+    return flash_session_create(
+        title=FLASH_TITLE,
+        starts_at=now + FLASH_STARTS_IN,
+        ends_at=now + FLASH_STARTS_IN + FLASH_LASTS,
+        items=[
+            FlashItemSpec(
+                sku_id=skus[code], flash_price=price, total_stock=units, per_customer_limit=cap
+            )
+            for code, price, units, cap in FLASH_ITEMS
+        ],
+    )
+
+
 def _sandbox_customer(code: str, nickname: str) -> Customer:
     """The customer a sandbox WeChat login with ``code`` signs in as."""
     identity = sandbox_identity(code)
@@ -151,8 +186,72 @@ def _shopper() -> Customer:
     return _sandbox_customer(SHOPPER_CODE, "Wang Fang")
 
 
+# Coupons: (name, fields). Claimable in the coupon centre, a threshold discount (满减) among them,
+# and a shared code to type at checkout.
+COUPON_CODE = "SUNNY10"
+COUPONS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "Spend ¥99 save ¥10, spend ¥199 save ¥25",
+        {
+            "kind": "threshold",
+            "tiers": [{"threshold": 9900, "off": 1000}, {"threshold": 19900, "off": 2500}],
+            "channel": "claimable",
+            "valid_days": 7,
+            "total_quantity": 1000,
+        },
+    ),
+    (
+        "¥3 off orders from ¥30",
+        {
+            "kind": "fixed",
+            "amount": 300,
+            "min_spend": 3000,
+            "channel": "claimable",
+            "valid_days": 3,
+            "per_customer_limit": 2,
+        },
+    ),
+    (
+        "Fruit 10% off (up to ¥8)",
+        {
+            "kind": "percent",
+            "percent_bps": 1000,
+            "max_discount": 800,
+            "scope": "categories",
+            "channel": "claimable",
+            "valid_days": 7,
+        },
+    ),
+    (
+        "Code SUNNY10: ¥10 off from ¥60",
+        {"kind": "fixed", "amount": 1000, "min_spend": 6000, "channel": "code", "valid_days": 3},
+    ),
+]
+
+
+def _seed_coupons(fruit: Category) -> list[CouponTemplate]:
+    """The demo's coupon templates (active) and its shared code, found by name / code."""
+    templates = []
+    for name, fields in COUPONS:
+        template, created = CouponTemplate.objects.get_or_create(
+            name=name, defaults={**fields, "status": CouponTemplate.Status.ACTIVE}
+        )
+        if created and template.scope == CouponTemplate.Scope.CATEGORIES:
+            template.categories.add(fruit)
+        templates.append(template)
+    CouponCode.objects.get_or_create(
+        code=COUPON_CODE,
+        defaults={
+            "template": templates[-1],
+            "kind": CouponCode.Kind.SHARED,
+            "max_redemptions": 500,
+        },
+    )
+    return templates
+
+
 def seed_shop() -> dict[str, Any]:
-    """Create (once) the demo catalog, community, leader, pickup point and shopper."""
+    """Create (once) the demo catalog, community, leader, pickup point, shopper and coupons."""
     with transaction.atomic():
         categories = {}
         for slug, name, order in CATEGORIES:
@@ -207,8 +306,13 @@ def seed_shop() -> dict[str, Any]:
         if not Address.objects.filter(customer=shopper).exists():
             address_create(customer=shopper, **SHOPPER_ADDRESS)
         address = Address.objects.get(customer=shopper, is_default=True)
+        flash_session = _flash_session()
+
+        coupon_templates = _seed_coupons(categories["fruit"])
 
     return {
+        "coupon_template_ids": [t.pk for t in coupon_templates],
+        "coupon_code": COUPON_CODE,
         "category_ids": [c.pk for c in categories.values()],
         "product_ids": product_ids,
         "promotional_product_ids": [
@@ -221,4 +325,5 @@ def seed_shop() -> dict[str, Any]:
         "shopper_customer_id": shopper.pk,
         "shopper_address_id": address.pk,
         "shopper_login_code": SHOPPER_CODE,
+        "flash_session_id": flash_session.pk,
     }

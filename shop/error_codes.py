@@ -55,6 +55,10 @@ class OrderErrorCode(ErrorCode):
     PRODUCT_UNAVAILABLE = "product_unavailable", 409
     PURCHASE_LIMIT_EXCEEDED = "purchase_limit_exceeded", 409
     COUPON_INVALID = "coupon_invalid", 422
+    COUPON_EXPIRED = "coupon_expired", 422
+    COUPON_UNAVAILABLE = "coupon_unavailable", 409
+    COUPON_NOT_APPLICABLE = "coupon_not_applicable", 422
+    COUPON_NOT_STACKABLE = "coupon_not_stackable", 422
     INVALID_DELIVERY_MODE = "invalid_delivery_mode", 422
     COMMUNITY_NOT_FOUND = "community_not_found", 404
     COMMUNITY_INACTIVE = "community_inactive", 422
@@ -69,6 +73,24 @@ class OrderErrorCode(ErrorCode):
     NOT_COMMUNITY_LEADER = "not_community_leader", 403
     FULFILMENT_NOT_ALLOWED = "fulfilment_not_allowed", 403
     REFUND_IN_PROGRESS = "refund_in_progress", 409
+    FULFILMENT_HELD = "fulfilment_held", 409
+
+
+class CouponErrorCode(ErrorCode):
+    """Coupon templates, the coupon centre, claims, issuance and code guessing
+    (shop/services/coupons.py; checkout refusals are ``OrderErrorCode.COUPON_*``)."""
+
+    TEMPLATE_NOT_FOUND = "coupon_template_not_found", 404
+    TEMPLATE_INVALID = "coupon_template_invalid", 422
+    COUPON_NOT_CLAIMABLE = "coupon_not_claimable", 409
+    COUPON_SOLD_OUT = "coupon_sold_out", 409
+    COUPON_LIMIT_REACHED = "coupon_limit_reached", 409
+    SEGMENT_INVALID = "coupon_segment_invalid", 422
+    NOT_ISSUABLE = "coupon_not_issuable", 409
+    ISSUANCE_NOT_FOUND = "coupon_issuance_not_found", 404
+    CUSTOMER_NOT_FOUND = "customer_not_found", 404
+    ILLEGAL_TRANSITION = "illegal_transition", 409
+    COUPON_CODE_RATE_LIMITED = "coupon_code_rate_limited", 429
 
 
 class PickupErrorCode(ErrorCode):
@@ -105,3 +127,15 @@ class RefundErrorCode(ErrorCode):
     ORDER_NOT_REFUNDABLE = "order_not_refundable", 409
     REFUND_IN_PROGRESS = "refund_in_progress", 409
     ILLEGAL_TRANSITION = "illegal_transition", 409
+
+
+class FlashErrorCode(ErrorCode):
+    """Flash sales (shop/services/flash.py). Sold out is ``out_of_stock`` and a customer over an
+    item's cap ``purchase_limit_exceeded``, as for any order."""
+
+    FLASH_SESSION_NOT_FOUND = "flash_session_not_found", 404
+    FLASH_ITEM_NOT_FOUND = "flash_item_not_found", 404
+    FLASH_NOT_STARTED = "flash_not_started", 409
+    FLASH_ENDED = "flash_ended", 409
+    FLASH_SESSION_INVALID = "flash_session_invalid", 422
+    FLASH_SESSION_STARTED = "flash_session_started", 409

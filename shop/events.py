@@ -11,13 +11,16 @@ transaction announces nothing; there are no ``post_save`` signals.
 Payloads are JSON: ids and amounts in fen are ``int``, datetimes ISO 8601 strings (UTC). Every
 key below is always present (``None`` where stated):
 
-- ``order_paid``: order_id, customer_id, community_id (or None), source (``"normal"`` until
-  campaign flows exist), source_ref (None for normal orders), total, discount (coupons), paid_at,
-  lines [{line_id, sku_id, product_id, quantity, list_unit_price, unit_price, paid_amount}]
-  (``unit_price`` is what was charged per unit, ``list_unit_price`` the catalogue price; equal
-  until campaign prices exist; ``paid_amount`` is the line's share of ``total`` after coupons, the
-  lines' ``paid_amount`` adding up to ``total``), codes (applied coupon / exclusive codes; [] while
-  pricing applies none), device_id (None: orders do not store one yet)
+- ``order_paid``: order_id, customer_id, community_id (or None), source (``normal``,
+  ``flash_sale``, ``group_buy``, ``bargain``, ``chain_signup``, ``live``), source_ref (the
+  campaign object's id; None for normal orders), total, discount (coupons, off the goods),
+  shipping_fee (belongs to no line), fulfilment_held (a flow holds the order, e.g. its group is
+  not full yet), paid_at, lines [{line_id, sku_id, product_id, quantity, list_unit_price,
+  unit_price, paid_amount}] (``unit_price`` is what was charged per unit before coupons, the
+  campaign price where a flow set one; ``list_unit_price`` the catalogue price; ``paid_amount``
+  the line's amount after its share of the coupons; the lines' ``paid_amount`` add up to
+  ``total - shipping_fee``), codes (the coupon / exclusive code typed at checkout, [] if none),
+  device_id (None: orders do not store one yet)
 - ``order_fulfilled``: order_id, customer_id, community_id, delivery_mode, fulfilled_at
 - ``order_completed``: order_id, customer_id, community_id, total, refunded_amount, completed_at
 - ``order_cancelled``: order_id, customer_id, community_id, source, source_ref, reason
@@ -44,10 +47,8 @@ ORDER_CANCELLED = "order_cancelled"
 ORDER_REFUNDED = "order_refunded"
 EVENTS = (ORDER_PAID, ORDER_FULFILLED, ORDER_COMPLETED, ORDER_CANCELLED, ORDER_REFUNDED)
 
+
 # Orders have no source yet (campaign flows come later): every order is a normal one.
-NORMAL_SOURCE = "normal"
-
-
 def register_events() -> None:
     """Called from ``ShopConfig.ready``."""
     for name in EVENTS:
@@ -71,10 +72,12 @@ def order_paid_payload(order: Order) -> dict[str, Any]:
     lines = OrderLine.objects.filter(order_id=order.pk).order_by("pk")
     return {
         **_base(order),
-        "source": NORMAL_SOURCE,
-        "source_ref": None,
+        "source": order.source,
+        "source_ref": order.source_ref,
         "total": order.total,
         "discount": order.discount,
+        "shipping_fee": order.shipping_fee,
+        "fulfilment_held": order.fulfilment_held,
         "paid_at": _iso(order.paid_at),
         "lines": [
             {
@@ -82,15 +85,29 @@ def order_paid_payload(order: Order) -> dict[str, Any]:
                 "sku_id": sku_id,
                 "product_id": product_id,
                 "quantity": quantity,
-                "list_unit_price": unit_price,
+                "list_unit_price": list_unit_price,
                 "unit_price": unit_price,
                 "paid_amount": line_total,
             }
-            for line_id, sku_id, product_id, quantity, unit_price, line_total in lines.values_list(
-                "pk", "sku_id", "sku__product_id", "quantity", "unit_price", "line_total"
+            for (
+                line_id,
+                sku_id,
+                product_id,
+                quantity,
+                list_unit_price,
+                unit_price,
+                line_total,
+            ) in lines.values_list(
+                "pk",
+                "sku_id",
+                "sku__product_id",
+                "quantity",
+                "list_unit_price",
+                "unit_price",
+                "line_total",
             )
         ],
-        "codes": [],
+        "codes": [order.coupon_code] if order.coupon_code else [],
         "device_id": None,
     }
 
@@ -115,8 +132,8 @@ def order_completed_payload(order: Order) -> dict[str, Any]:
 def order_cancelled_payload(order: Order) -> dict[str, Any]:
     return {
         **_base(order),
-        "source": NORMAL_SOURCE,
-        "source_ref": None,
+        "source": order.source,
+        "source_ref": order.source_ref,
         "reason": order.cancel_reason,
         "cancelled_at": _iso(order.cancelled_at),
     }

@@ -8,7 +8,11 @@ deadlock::
     -> payment or refund     settling a payment or a refund locks it, then its order
                              (payment -> order, refund -> order)
     -> order
-    -> customer              purchase limits and the default address
+    -> coupon issuance       one batch of an issuance at a time
+    -> customer              purchase limits, the default address, per-customer coupon limits
+    -> coupon template       an issuance batch's share of a limited batch (claims and
+                             checkouts change ``issued_count`` / a code's ``redemptions`` with
+                             conditional updates, which lock the row the same way, here)
     -> stock reservations    (sku_id, pk order), then the SKU and flash stock rows they
     -> SKU and flash stock   touch, in pk order: the hot stock row is locked last
     -> wallet accounts       (pk order)
@@ -34,6 +38,8 @@ from django.db.models import QuerySet
 
 from shop.models import (
     Community,
+    CouponIssuance,
+    CouponTemplate,
     Customer,
     Order,
     Payment,
@@ -52,19 +58,42 @@ def lock_customer(pk: int) -> bool:
     return Customer.objects.select_for_update().filter(pk=pk).values_list("pk").first() is not None
 
 
+def lock_customers(pks: Iterable[int]) -> list[int]:
+    """Several customers (an issuance batch), locked in pk order; the ids that exist."""
+    return list(
+        Customer.objects.filter(pk__in=set(pks))
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+
+
+def lock_coupon_template(pk: int) -> CouponTemplate | None:
+    return CouponTemplate.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+
+
+def lock_coupon_issuance(pk: int) -> CouponIssuance | None:
+    return (
+        CouponIssuance.objects.select_for_update(of=("self",))
+        .select_related("template")
+        .filter(pk=pk)
+        .first()
+    )
+
+
 def lock_skus(pks: Iterable[int]) -> list[Sku]:
     """The SKUs, locked in pk order (missing ones are left out)."""
     return list(Sku.objects.filter(pk__in=set(pks)).order_by("pk").select_for_update(of=("self",)))
 
 
-def lock_active_reservations(*, order_id: int) -> list[tuple[int, int, int]]:
-    """``(id, sku_id, quantity)`` of the order's active stock reservations, locked in
-    ``(sku_id, id)`` order."""
+def lock_active_reservations(*, order_id: int) -> list[tuple[int, int, int, int | None]]:
+    """``(id, sku_id, quantity, flash_item_id)`` of the order's active stock reservations,
+    locked in ``(sku_id, id)`` order."""
     return list(
         StockReservation.objects.select_for_update()
         .filter(order_id=order_id, status=StockReservation.Status.ACTIVE)
         .order_by("sku_id", "id")
-        .values_list("id", "sku_id", "quantity")
+        .values_list("id", "sku_id", "quantity", "flash_item_id")
     )
 
 

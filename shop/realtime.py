@@ -12,3 +12,15 @@ def _may_follow_community(user, ident: str) -> bool:
 
 
 register_topic("community", _may_follow_community)
+
+
+def _may_follow_flash(user, ident: str) -> bool:
+    """Any logged-in customer (or operator) may follow a published flash sale."""
+    from shop.models import Customer, FlashSession
+
+    if not (user.is_staff or Customer.objects.filter(user=user).exists()):
+        return False
+    return FlashSession.objects.filter(pk=int(ident), is_published=True).exists()
+
+
+register_topic("flash", _may_follow_flash)

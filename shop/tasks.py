@@ -34,3 +34,33 @@ def refunds_resend_stuck() -> int:
     from shop.services.payments import refunds_resend_stuck as resend
 
     return resend()
+
+
+@shared_task
+def coupon_issuance_run(issuance_id: int) -> int:
+    """Issue a coupon template to a segment in batches (resumable: a rerun continues after the
+    last committed batch; nobody gets a coupon twice). Returns the coupons issued so far."""
+    from shop.services.coupons import coupon_issuance_fail
+    from shop.services.coupons import coupon_issuance_run as run
+
+    try:
+        return run(issuance_id=issuance_id).issued
+    except Exception as exc:
+        coupon_issuance_fail(issuance_id=issuance_id, error=repr(exc))
+        raise
+
+
+@shared_task
+def coupon_issuances_resume_stuck() -> int:
+    """Periodic: start again coupon issuances left pending or running by a lost message."""
+    from shop.services.coupons import coupon_issuances_resume_stuck as resume
+
+    return resume()
+
+
+@shared_task
+def flash_sessions_tick() -> int:
+    """Periodic: flash sale countdown, start, end and stock pushes (shop/services/flash.py)."""
+    from shop.services.flash import flash_sessions_tick as tick
+
+    return tick()

@@ -23,6 +23,7 @@ from tests.conftest import ApiClient, token_for
 from tests.core.utils import assert_error
 from tests.db_snapshot import db_snapshot
 from tests.factories import AddressFactory, CommunityFactory, CustomerFactory, StaffFactory
+from tests.shop.factories_coupons import CouponTemplateFactory
 from tests.shop.factories_orders import paid, place, quick_pickup_point
 
 PREFIX = "/api/v1"
@@ -138,6 +139,8 @@ def world(db):
         "address_id": AddressFactory(customer=shopper).pk,
         "refund_id": refund.pk,
         "payment_id": payment.pk,
+        "template_id": CouponTemplateFactory(channel="issued").pk,
+        "customer_id": shopper.pk,
     }
     return {
         "ids": ids,

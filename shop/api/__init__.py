@@ -2,7 +2,7 @@
 
 from ninja import Router
 
-from shop.api import auth, catalog, customers, orders, payments
+from shop.api import auth, catalog, coupons, customers, flash, orders, payments
 
 router = Router()
 router.add_router("/auth", auth.router)
@@ -10,3 +10,5 @@ router.add_router("/", catalog.router)
 router.add_router("/", customers.router)
 router.add_router("/", orders.router)
 router.add_router("/", payments.router)
+router.add_router("/", coupons.router)
+router.add_router("/", flash.router)

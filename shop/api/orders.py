@@ -19,6 +19,7 @@ from core.http import (
     staff_auth,
 )
 from shop.api import examples as response_examples
+from shop.api.coupons import CHECKOUT_COUPON_CODES, guard_code_guesses
 from shop.error_codes import (
     CatalogErrorCode,
     CustomerErrorCode,
@@ -82,9 +83,14 @@ def _refund_view(refund_id: int) -> RefundOut:
         "Price the lines (coupon included), check availability, purchase limits and the delivery "
         "choice, and reserve the stock until the payment deadline (`expires_at`). Shopper (bearer "
         "token of a customer; `not_a_customer` otherwise). Idempotent with `Idempotency-Key`: a "
-        "retry replays the first 201. Main errors: 409 `out_of_stock` (`details.sku_id`, "
-        "`details.available`), 409 `product_unavailable` / `purchase_limit_exceeded`, 422 "
-        "`coupon_invalid`, 422 delivery errors (`pickup_point_required`, ...)."
+        "retry replays the first 201. Coupons: `coupon_ids` (up to 5 of mine, e.g. the "
+        "`best.coupon_ids` of `POST /checkout/preview`) and/or a `coupon_code`; they are locked "
+        "to the order until it is paid (used), cancelled or expired (released). Main errors: "
+        "409 `out_of_stock` (`details.sku_id`, `details.available`), 409 `product_unavailable` "
+        "/ `purchase_limit_exceeded`, 422 `coupon_invalid` / `coupon_expired` / "
+        "`coupon_not_applicable` / `coupon_not_stackable`, 409 `coupon_unavailable` "
+        "(`details.reason`), 429 `coupon_code_rate_limited` (too many wrong codes), 422 "
+        "delivery errors (`pickup_point_required`, ...)."
     ),
 )
 @examples(
@@ -106,7 +112,7 @@ def _refund_view(refund_id: int) -> RefundOut:
     OrderErrorCode.PRODUCT_UNAVAILABLE,
     CatalogErrorCode.OUT_OF_STOCK,
     OrderErrorCode.PURCHASE_LIMIT_EXCEEDED,
-    OrderErrorCode.COUPON_INVALID,
+    *CHECKOUT_COUPON_CODES,
     OrderErrorCode.INVALID_DELIVERY_MODE,
     OrderErrorCode.COMMUNITY_NOT_FOUND,
     OrderErrorCode.COMMUNITY_INACTIVE,
@@ -121,15 +127,20 @@ def _refund_view(refund_id: int) -> RefundOut:
 @idempotent
 def order_create(request: HttpRequest, payload: OrderCreateIn):
     customer = _customer(request)
-    order = services.order_create(
-        customer=customer,
-        lines=[(line.sku_id, line.quantity) for line in payload.lines],
-        delivery_mode=payload.delivery_mode,
-        community_id=payload.community_id,
-        pickup_point_id=payload.pickup_point_id,
-        address_id=payload.address_id,
-        coupon_code=payload.coupon_code,
-        note=payload.note,
+    order = guard_code_guesses(
+        request,
+        payload.coupon_code,
+        lambda: services.order_create(
+            customer=customer,
+            lines=[(line.sku_id, line.quantity) for line in payload.lines],
+            delivery_mode=payload.delivery_mode,
+            community_id=payload.community_id,
+            pickup_point_id=payload.pickup_point_id,
+            address_id=payload.address_id,
+            coupon_ids=payload.coupon_ids,
+            coupon_code=payload.coupon_code,
+            note=payload.note,
+        ),
     )
     return Status(201, _mine(order.pk, customer))
 

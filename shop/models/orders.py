@@ -18,7 +18,26 @@ class Order(models.Model):
         COURIER = "courier", "Courier to an address"
         LEADER_DELIVERY = "leader_delivery", "Delivered by the community leader"
 
+    class Source(models.TextChoices):
+        NORMAL = "normal", "Normal"
+        FLASH_SALE = "flash_sale", "Flash sale"
+        GROUP_BUY = "group_buy", "Group-buy"
+        BARGAIN = "bargain", "Bargain"
+        CHAIN_SIGNUP = "chain_signup", "Chain sign-up"
+        LIVE = "live", "Live session"
+
     number = models.CharField(max_length=32, unique=True)
+    source = models.CharField(
+        max_length=16, choices=Source.choices, default=Source.NORMAL, db_index=True
+    )
+    source_ref = models.BigIntegerField(
+        null=True, blank=True, help_text="The campaign object (flash session, group, ...) id"
+    )
+    fulfilment_held = models.BooleanField(
+        default=False,
+        help_text="Paid but held by its flow (e.g. a group not yet full): no pickup code, "
+        "no fulfilment until released",
+    )
     customer = models.ForeignKey("shop.Customer", on_delete=models.PROTECT, related_name="orders")
     community = models.ForeignKey(
         "shop.Community", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
@@ -34,8 +53,9 @@ class Order(models.Model):
     shipping_address = models.JSONField(null=True, blank=True, help_text="Snapshot of the address")
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
     subtotal = models.BigIntegerField(help_text="Sum of line totals, fen")
-    discount = models.BigIntegerField(default=0, help_text="Coupon/campaign discount, fen")
-    total = models.BigIntegerField(help_text="Amount to pay, fen")
+    discount = models.BigIntegerField(default=0, help_text="Coupon discount on goods, fen")
+    shipping_fee = models.BigIntegerField(default=0, help_text="Shipping charged, fen")
+    total = models.BigIntegerField(help_text="Amount to pay: subtotal - discount + shipping, fen")
     refunded_amount = models.BigIntegerField(default=0)
     paid_payment = models.ForeignKey(
         "shop.Payment",
@@ -64,6 +84,12 @@ class Order(models.Model):
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("total")),
                 name="order_refund_within_total",
             ),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0)
+                & Q(shipping_fee__gte=0)
+                & Q(total=models.F("subtotal") - models.F("discount") + models.F("shipping_fee")),
+                name="order_total_is_priced",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -76,9 +102,15 @@ class OrderLine(models.Model):
     product_title = models.CharField(max_length=200)
     sku_code = models.CharField(max_length=64)
     sku_attributes = models.JSONField(default=dict, blank=True)
-    unit_price = models.BigIntegerField()
+    list_unit_price = models.BigIntegerField(help_text="The SKU's price when ordered, fen")
+    unit_price = models.BigIntegerField(
+        help_text="Charged per unit before coupons: the campaign price, else the list price"
+    )
     quantity = models.PositiveIntegerField()
-    line_total = models.BigIntegerField(help_text="Amount paid for this line after discount, fen")
+    discount = models.BigIntegerField(default=0, help_text="Coupon discount allocated here, fen")
+    line_total = models.BigIntegerField(
+        help_text="Paid for this line: unit_price x quantity - discount, fen"
+    )
     refunded_quantity = models.PositiveIntegerField(default=0)
     refunded_amount = models.BigIntegerField(default=0)
 
@@ -96,6 +128,14 @@ class OrderLine(models.Model):
                 condition=Q(refunded_amount__lte=models.F("line_total")),
                 name="orderline_refund_amount_bounded",
             ),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0)
+                & Q(line_total__gte=0)
+                & Q(
+                    line_total=models.F("unit_price") * models.F("quantity") - models.F("discount")
+                ),
+                name="orderline_total_is_priced",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -111,6 +151,14 @@ class StockReservation(models.Model):
         RELEASED = "released", "Released"
 
     sku = models.ForeignKey("shop.Sku", on_delete=models.PROTECT, related_name="reservations")
+    flash_item = models.ForeignKey(
+        "shop.FlashItem",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        help_text="Held from this flash item's stock (released back to it), not the SKU's",
+    )
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reservations")
     quantity = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)

@@ -26,6 +26,7 @@ class OrderEvent(models.Model):
         REFUND_SUCCEEDED = "refund_succeeded", "Refund succeeded"
         REFUND_FAILED = "refund_failed", "Refund failed"
         DISCREPANCY = "discrepancy", "Reconciliation discrepancy"
+        RELEASED = "released", "Released by its campaign (held until then)"
 
     class ActorKind(models.TextChoices):
         CUSTOMER = "customer", "Customer"

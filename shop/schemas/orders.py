@@ -15,6 +15,7 @@ OrderStatus = Literal[
     "refunded",
 ]
 DeliveryMode = Literal["pickup", "courier", "leader_delivery"]
+OrderSource = Literal["normal", "flash_sale", "group_buy", "bargain", "chain_signup", "live"]
 RefundStatus = Literal["requested", "approved", "succeeded", "rejected", "failed"]
 
 
@@ -34,6 +35,9 @@ class OrderCreateIn(Schema):
         None,
         description="One of your addresses: required for courier, optional for leader delivery.",
     )
+    coupon_ids: list[Id] = Field(
+        default_factory=list, max_length=5, description="Up to 5 of my coupons to apply."
+    )
     coupon_code: str = Field("", max_length=64)
     note: str = Field("", max_length=500)
 
@@ -44,9 +48,13 @@ class OrderLineOut(Schema):
     product_title: str
     sku_code: str
     sku_attributes: dict[str, Any]
-    unit_price: int
+    list_unit_price: int = Field(..., description="The SKU's price when ordered, fen.")
+    unit_price: int = Field(
+        ..., description="Charged per unit before coupons: the campaign price where one applies."
+    )
     quantity: int
-    line_total: int = Field(..., description="Paid for this line after discount, fen.")
+    discount: int = Field(..., description="This line's share of the coupons, fen.")
+    line_total: int = Field(..., description="Paid for this line after coupons, fen.")
     refunded_quantity: int
     refunded_amount: int
 
@@ -62,15 +70,23 @@ class OrderOut(Schema):
     id: int
     number: str
     status: OrderStatus
+    source: OrderSource = Field(..., description="Where the order came from.")
+    source_ref: int | None = Field(
+        None, description="The campaign object (flash session, group, bargain, post) id."
+    )
+    fulfilment_held: bool = Field(
+        ..., description="Paid orders wait for their campaign (e.g. a group to fill)."
+    )
     delivery_mode: DeliveryMode
     community_id: int | None
     pickup_point: PickupPointBriefOut | None
     pickup_code: str | None = Field(None, description="Shown at the pickup point; set once paid.")
     shipping_address: dict[str, Any] | None
     currency: str
-    subtotal: int
-    discount: int
-    total: int
+    subtotal: int = Field(..., description="Lines at their unit prices, fen.")
+    discount: int = Field(..., description="Coupons off the goods, fen.")
+    shipping_fee: int
+    total: int = Field(..., description="subtotal - discount + shipping_fee, fen.")
     refunded_amount: int
     coupon_code: str
     note: str

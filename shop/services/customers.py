@@ -5,11 +5,13 @@ from core.models import User
 from core.tokens import TokenPair, session_start
 from shop.error_codes import ShopAuthErrorCode
 from shop.models import Customer
+from shop.services.coupons import coupons_gift_new_customer
 from shop.wechat import WechatIdentity, code_to_identity
 
 
 def customer_get_or_create(*, openid: str, unionid: str | None = None) -> tuple[Customer, bool]:
-    """The customer for ``openid``, created (with its user) on first sight; race-safe."""
+    """The customer for ``openid``, created (with its user) on first sight, with the active
+    new-customer gift coupons; race-safe."""
     customer = Customer.objects.select_related("user").filter(openid=openid).first()
     if customer is not None:
         if unionid and not customer.unionid:
@@ -22,6 +24,7 @@ def customer_get_or_create(*, openid: str, unionid: str | None = None) -> tuple[
             user.set_unusable_password()
             user.save(update_fields=["password"])
             customer = Customer.objects.create(user=user, openid=openid, unionid=unionid)
+            coupons_gift_new_customer(customer=customer)
             return customer, True
     except IntegrityError:
         return Customer.objects.select_related("user").get(openid=openid), False

@@ -22,8 +22,8 @@ Rules chosen where the brief left room:
 
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -47,8 +47,8 @@ from shop.models import (
     Refund,
     Sku,
 )
-from shop.services import pricing
-from shop.services.pricing import PricingContext, PricingLine, order_price
+from shop.services import coupons, flash, pricing
+from shop.services.pricing import Offer, PricingLine
 from shop.services.stock import (
     out_of_stock,
     stock_commit,
@@ -139,7 +139,7 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
     return dict(merged)
 
 
-def _load_skus(quantities: dict[int, int]) -> list[Sku]:
+def _load_skus(quantities: dict[int, int], *, check_stock: bool = True) -> list[Sku]:
     """One plain read (no transaction) of the SKUs with their products. It refuses unknown,
     off-sale and sold-out SKUs before any write; the conditional update stays the real guard."""
     restricted = Product.communities.through.objects.filter(product_id=OuterRef("product_id"))
@@ -163,7 +163,7 @@ def _load_skus(quantities: dict[int, int]) -> list[Sku]:
                 code=OrderErrorCode.PRODUCT_UNAVAILABLE,
                 details={"sku_id": sku.pk, "product_id": sku.product_id},
             )
-    for sku in skus:
+    for sku in skus if check_stock else ():
         if sku.stock < quantities[sku.pk]:
             stock_remember_short(sku_id=sku.pk, available=sku.stock)
             raise out_of_stock(sku_id=sku.pk, available=sku.stock)
@@ -301,17 +301,62 @@ def _check_purchase_limits(
             )
 
 
-def _check_coupon(coupon_code: str) -> str:
-    """A coupon code that no ``pricing.COUPON_CHECKS`` knows is refused, never stored (there are
-    none until promotions register theirs)."""
-    code = coupon_code.strip()
-    if code and not any(check(code) for check in pricing.COUPON_CHECKS):
-        raise InvalidInput(
-            "This coupon code is not valid.",
-            code=OrderErrorCode.COUPON_INVALID,
-            details={"coupon_code": code},
+def _pricing_lines(
+    skus: list[Sku], quantities: dict[int, int], unit_prices: Mapping[int, int]
+) -> tuple[PricingLine, ...]:
+    unknown = sorted(set(unit_prices) - set(quantities))
+    if unknown:
+        raise ValueError(f"campaign prices for SKUs not in the order: {unknown}")
+    lines = []
+    for sku in skus:
+        price = unit_prices.get(sku.pk, sku.price)
+        if not isinstance(price, int) or isinstance(price, bool) or not 0 < price <= sku.price:
+            raise ValueError(f"campaign price {price!r} of SKU {sku.pk}: 1 fen .. list price")
+        lines.append(
+            PricingLine(
+                sku_id=sku.pk,
+                product_id=sku.product_id,
+                category_id=sku.product.category_id,
+                list_unit_price=sku.price,
+                unit_price=price,
+                quantity=quantities[sku.pk],
+            )
         )
-    return code
+    return tuple(lines)
+
+
+def _price(
+    *, lines: tuple[PricingLine, ...], offers: list[Offer], delivery_mode: str
+) -> pricing.Pricing:
+    """Price with exactly the chosen coupons; each must take something off (422 otherwise)."""
+    try:
+        priced = pricing.order_price(
+            lines=lines,
+            offers=offers,
+            shipping_fee=shipping_fee(delivery_mode),
+            min_payable=settings.MIN_PAYABLE,
+        )
+    except pricing.StackingError as exc:
+        raise InvalidInput(str(exc), code=OrderErrorCode.COUPON_NOT_STACKABLE) from exc
+    for applied in priced.applied:
+        if not (applied.discount or applied.shipping_waived):
+            raise InvalidInput(
+                "This coupon does not apply to this order.",
+                code=OrderErrorCode.COUPON_NOT_APPLICABLE,
+                details={"coupon": str(applied.key)},
+            )
+    return priced
+
+
+def shipping_fee(delivery_mode: str) -> int:
+    return settings.COURIER_SHIPPING_FEE if delivery_mode == Order.DeliveryMode.COURIER else 0
+
+
+Reserve = Callable[[Order, list[tuple[Sku, int]], datetime], None]
+
+
+def _reserve_sku_stock(order: Order, lines: list[tuple[Sku, int]], expires_at: datetime) -> None:
+    stock_reserve(order=order, lines=lines, expires_at=expires_at)
 
 
 def order_create(
@@ -322,8 +367,15 @@ def order_create(
     community_id: int | None = None,
     pickup_point_id: int | None = None,
     address_id: int | None = None,
+    coupon_ids: Sequence[int] = (),
     coupon_code: str = "",
     note: str = "",
+    source: str = Order.Source.NORMAL,
+    source_ref: int | None = None,
+    unit_prices: Mapping[int, int] | None = None,
+    payment_ttl: int | None = None,
+    hold_fulfilment: bool = False,
+    reserve: Reserve | None = None,
 ) -> Order:
     """Create an unpaid order for ``lines`` of ``(sku_id, quantity)`` and reserve its stock until
     ``payment_deadline`` (now + ``STOCK_RESERVATION_TTL``).
@@ -332,12 +384,24 @@ def order_create(
     community: 409 ``product_unavailable``. Sold out: 409 ``out_of_stock`` (refused by the
     short-stock memo or a plain read before any write; see shop.services.stock). Over
     ``purchase_limit``: 409 ``purchase_limit_exceeded``. Bad quantity (not 1..999), no lines,
-    more than 50 lines, delivery details missing or wrong: 422.
+    more than 50 lines, delivery details missing or wrong: 422. Coupons (``coupon_ids`` of the
+    customer's coupons, a ``coupon_code``): see shop.services.coupons; each chosen coupon must
+    take something off (422 ``coupon_not_applicable``).
+
+    Flows (flash sale, group-buy, ...) also pass what no API schema exposes (INTERFACES.md,
+    "Checkout for flows"): ``source`` and ``source_ref`` (the campaign object), ``unit_prices``
+    (``{sku_id: fen}``, the campaign price, at most the list price), ``payment_ttl`` (seconds),
+    ``hold_fulfilment`` (paid orders wait for ``order_release_hold``), and ``reserve``, which
+    replaces the SKU stock reservation (a flash sale reserves its own stock); it runs last in the
+    transaction, so the hot stock row is locked last.
     """
+    if source not in Order.Source.values:
+        raise ValueError(f"unknown order source {source!r}")
     quantities = _check_lines(lines)
-    coupon_code = _check_coupon(coupon_code)
-    stock_refuse_known_short(quantities=quantities)
-    skus = _load_skus(quantities)
+    coupon_code = coupon_code.strip()
+    if reserve is None:
+        stock_refuse_known_short(quantities=quantities)
+    skus = _load_skus(quantities, check_stock=reserve is None)
     community, pickup_point, address = _resolve_delivery(
         customer=customer,
         delivery_mode=delivery_mode,
@@ -346,36 +410,35 @@ def order_create(
         address_id=address_id,
     )
     _check_offered_in(skus, community)
-    pricing = order_price(
-        context=PricingContext(
-            customer=customer,
-            community=community,
-            coupon_code=coupon_code,
-            lines=tuple(
-                PricingLine(
-                    sku_id=sku.pk,
-                    product_id=sku.product_id,
-                    unit_price=sku.price,
-                    quantity=quantities[sku.pk],
-                )
-                for sku in skus
-            ),
-        )
-    )
     now = timezone.now()
-    deadline = now + settings.STOCK_RESERVATION_TTL
+    pricing_lines = _pricing_lines(skus, quantities, unit_prices or {})
+    offers = coupons.checkout_offers(
+        customer=customer,
+        community=community,
+        lines=pricing_lines,
+        coupon_ids=coupon_ids,
+        coupon_code=coupon_code,
+        now=now,
+    )
+    priced = _price(lines=pricing_lines, offers=offers, delivery_mode=delivery_mode)
+    ttl = settings.STOCK_RESERVATION_TTL if payment_ttl is None else timedelta(seconds=payment_ttl)
+    deadline = now + ttl
     with transaction.atomic():
         _check_purchase_limits(customer=customer, skus=skus, quantities=quantities)
         order = Order.objects.create(
             number=_new_number(now),
             customer=customer,
             community=community,
+            source=source,
+            source_ref=source_ref,
+            fulfilment_held=hold_fulfilment,
             delivery_mode=delivery_mode,
             pickup_point=pickup_point,
             shipping_address=address,
-            subtotal=pricing.subtotal,
-            discount=pricing.discount,
-            total=pricing.total,
+            subtotal=priced.subtotal,
+            discount=priced.discount,
+            shipping_fee=priced.shipping_fee,
+            total=priced.total,
             coupon_code=coupon_code,
             note=note,
             payment_deadline=deadline,
@@ -388,14 +451,20 @@ def order_create(
                 product_title=sku.product.title,
                 sku_code=sku.code,
                 sku_attributes=sku.attributes,
-                unit_price=sku.price,
-                quantity=quantities[sku.pk],
+                list_unit_price=line.list_unit_price,
+                unit_price=line.unit_price,
+                quantity=line.quantity,
+                discount=discount,
                 line_total=line_total,
             )
-            for sku, line_total in zip(skus, pricing.line_totals, strict=True)
+            for sku, line, discount, line_total in zip(
+                skus, pricing_lines, priced.line_discounts, priced.line_totals, strict=True
+            )
         )
-        stock_reserve(
-            order=order, lines=[(sku, quantities[sku.pk]) for sku in skus], expires_at=deadline
+        if priced.applied:
+            coupons.coupons_lock(order=order, pricing=priced, offers=offers)
+        (reserve or _reserve_sku_stock)(
+            order, [(sku, quantities[sku.pk]) for sku in skus], deadline
         )
     return order
 
@@ -432,11 +501,12 @@ def order_mark_paid(*, order_id: int, payment_id: int) -> bool:
         order.paid_at = now
         order.paid_payment_id = payment_id
         fields = ["status", "paid_at", "paid_payment"]
-        if order.delivery_mode == Order.DeliveryMode.PICKUP:
+        if order.delivery_mode == Order.DeliveryMode.PICKUP and not order.fulfilment_held:
             order.pickup_code = _new_pickup_code()
             fields.append("pickup_code")
         order.save(update_fields=fields)
         stock_commit(order=order)
+        coupons.coupons_use(order=order)  # also a free-shipping coupon, which has no discount
         order_event_record(
             order=order,
             kind=Kind.PAID,
@@ -456,6 +526,36 @@ def order_mark_paid(*, order_id: int, payment_id: int) -> bool:
         return True
 
 
+def order_release_hold(*, order_id: int) -> Order:
+    """A flow releases an order it placed with ``hold_fulfilment`` (its group succeeded): from
+    now it is fulfilled like any other, and a paid pickup order gets its pickup code. Idempotent:
+    releasing a released order returns it."""
+    with transaction.atomic():
+        order = lock_order(order_id=order_id)
+        if not order.fulfilment_held:
+            return order
+        order.fulfilment_held = False
+        fields = ["fulfilment_held"]
+        paid = order.status in (S.PAID, S.PARTIALLY_REFUNDED)
+        if paid and order.delivery_mode == Order.DeliveryMode.PICKUP and not order.pickup_code:
+            order.pickup_code = _new_pickup_code()
+            fields.append("pickup_code")
+        order.save(update_fields=fields)
+        order_event_record(
+            order=order, kind=Kind.RELEASED, from_status=order.status, to_status=order.status
+        )
+        if paid:
+            notify(
+                user_id=order.customer.user_id,
+                kind="order_released",
+                title="Your order is confirmed",
+                body=f"Order {order.number} will now be prepared for you.",
+                data={"order_id": order.pk, "pickup_code": order.pickup_code},
+                dedupe_key=f"order:{order.pk}:released",
+            )
+        return order
+
+
 # --- cancel / expire ---------------------------------------------------------------------------
 def _cancel(order: Order, *, reason: str, now: datetime, actor: User | None = None) -> None:
     order.status = S.CANCELLED
@@ -470,6 +570,9 @@ def _cancel(order: Order, *, reason: str, now: datetime, actor: User | None = No
         reason=reason,
     )
     stock_release(order=order)
+    coupons.coupons_release(order=order)
+    if order.source == Order.Source.FLASH_SALE:
+        flash.flash_release(order=order)
     events.order_cancelled(order)
     if reason != "customer":
         expired = reason == "expired"
@@ -570,6 +673,12 @@ def _fulfil(
         return order
     if order.status not in (S.PAID, S.PARTIALLY_REFUNDED):
         raise illegal_transition(order, S.FULFILLED)
+    if order.fulfilment_held:
+        raise Conflict(
+            "This order waits for its campaign (e.g. its group to fill) before it can be handed "
+            "over.",
+            code=OrderErrorCode.FULFILMENT_HELD,
+        )
     if has_open_refund(order):
         raise Conflict(
             "Decide the open refund of this order first.", code=OrderErrorCode.REFUND_IN_PROGRESS

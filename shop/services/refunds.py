@@ -47,6 +47,7 @@ from shop.models import (
     Refund,
     RefundLine,
 )
+from shop.services import coupons
 from shop.services.orders import has_open_refund, lock_order
 from shop.services.reconciliation import discrepancy_record
 from shop.services.stock import stock_restore
@@ -352,8 +353,9 @@ def _apply_to_order(refund: Refund, parts: list[RefundLine]) -> Order:
             refunded_amount=F("refunded_amount") + part.amount,
         )
     order.refunded_amount += refund.amount
-    if order.refunded_amount >= order.total:
+    if order.refunded_amount >= order.total - order.shipping_fee:  # shipping is not refunded
         order.status = S.REFUNDED
+        coupons.coupons_return(order=order)
     elif order.status == S.PAID:
         order.status = S.PARTIALLY_REFUNDED
     order.save(update_fields=["refunded_amount", "status"])

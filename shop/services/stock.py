@@ -32,7 +32,7 @@ from django.utils import timezone
 from core.errors import Conflict
 from shop import locks
 from shop.error_codes import CatalogErrorCode
-from shop.models import Order, Sku, StockReservation
+from shop.models import FlashItem, Order, Sku, StockReservation
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +168,19 @@ def stock_release(*, order: Order) -> int:
             status=StockReservation.Status.RELEASED
         )
         per_sku: dict[int, int] = defaultdict(int)
-        for _, sku_id, quantity in held:
-            per_sku[sku_id] += quantity
+        per_flash_item: dict[int, int] = defaultdict(int)
+        for _, sku_id, quantity, flash_item_id in held:
+            if flash_item_id is None:
+                per_sku[sku_id] += quantity
+            else:  # held from a flash sale's own stock: back to it, not to the SKU
+                per_flash_item[flash_item_id] += quantity
         for sku_id, quantity in sorted(per_sku.items()):
             Sku.objects.filter(pk=sku_id).update(stock=F("stock") + quantity)
-        stock_forget_short(sku_ids=sorted(per_sku))
-        return sum(per_sku.values())
+        for item_id, quantity in sorted(per_flash_item.items()):
+            FlashItem.objects.filter(pk=item_id).update(remaining=F("remaining") + quantity)
+        if per_sku:
+            stock_forget_short(sku_ids=sorted(per_sku))
+        return sum(per_sku.values()) + sum(per_flash_item.values())
 
 
 def stock_restore(*, sku_id: int, quantity: int) -> None:

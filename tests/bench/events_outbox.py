@@ -27,8 +27,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
+
+from tests.bench.threads import errors_of, run_threads
 
 NAME = "events_outbox"
 GOAL = (
@@ -53,35 +55,6 @@ def _noop(name: str) -> Callable[..., None]:
 
 
 SUBSCRIBERS = [_noop(name) for name in ("a", "b", "c")]
-
-
-def _threads(n: int, work: Callable[[int], Any]) -> tuple[float, list[Any]]:
-    """Run ``work(i)`` in ``n`` threads (connections opened before the start); wall seconds."""
-    ready = threading.Barrier(n + 1)
-    results: list[Any] = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            connection.ensure_connection()
-            ready.wait()
-            results[i] = work(i)
-        except Exception as exc:  # reported in the metrics, never swallowed silently
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    ready.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, results
-
-
-def _errors(results: list[Any]) -> list[str]:
-    return [repr(r) for r in results if isinstance(r, Exception)]
 
 
 class _Fixture:
@@ -127,6 +100,7 @@ class _Fixture:
                 sku=self.sku,
                 product_title=self.product.title,
                 sku_code=self.sku.code,
+                list_unit_price=1990,
                 unit_price=1990,
                 quantity=1,
                 line_total=1990,
@@ -193,7 +167,7 @@ def _phase(fx: _Fixture, per_worker: int, *, outbox_on: bool) -> dict[str, Any]:
         for handler in SUBSCRIBERS:
             outbox.subscribe(events.ORDER_PAID, handler)
     try:
-        seconds, results = _threads(WORKERS, _pay(batches))
+        seconds, results = run_threads(WORKERS, _pay(batches))
     finally:
         for handler in SUBSCRIBERS:
             outbox.unsubscribe(events.ORDER_PAID, handler)
@@ -209,7 +183,7 @@ def _phase(fx: _Fixture, per_worker: int, *, outbox_on: bool) -> dict[str, Any]:
         "expected": len(order_ids),
         "events": len(recorded),
         "pending_names": {len(names) for names in recorded},
-        "errors": _errors(results),
+        "errors": errors_of(results),
     }
 
 
@@ -226,9 +200,9 @@ def _sweep_all(first_event_id: int) -> dict[str, Any]:
         done = 0
         started = time.perf_counter()
         while True:
-            _, results = _threads(SWEEPERS, lambda _: outbox.outbox_sweep())
+            _, results = run_threads(SWEEPERS, lambda _: outbox.outbox_sweep())
             if any(isinstance(r, Exception) for r in results):
-                return {"rate": 0.0, "done": done, "errors": _errors(results)}
+                return {"rate": 0.0, "done": done, "errors": errors_of(results)}
             done += sum(results)
             if not any(results):
                 break

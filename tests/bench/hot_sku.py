@@ -22,8 +22,6 @@ alternating raw and service, and the median is reported. Everything created is d
 """
 
 import statistics
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,6 +29,8 @@ from typing import Any
 
 from django.db import connection, connections
 from django.utils import timezone
+
+from tests.bench.threads import errors_of, run_threads
 
 NAME = "hot_sku"
 GOAL = (
@@ -40,35 +40,6 @@ GOAL = (
 WORKERS = 32
 GOAL_RESERVE = 0.40
 GOAL_SOLD_OUT = 1.0
-
-
-def _threads(n: int, work: Callable[[int], Any]) -> tuple[float, list[Any]]:
-    """Run ``work(i)`` in ``n`` threads (connections opened before the start); wall seconds."""
-    ready = threading.Barrier(n + 1)
-    results: list[Any] = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            connection.ensure_connection()
-            ready.wait()
-            results[i] = work(i)
-        except Exception as exc:  # reported in the metrics, never swallowed silently
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    ready.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, results
-
-
-def _errors(results: list[Any]) -> list[str]:
-    return [repr(r) for r in results if isinstance(r, Exception)]
 
 
 class _Fixture:
@@ -233,8 +204,8 @@ def _sell_out(fx: _Fixture, stock: int, make_work) -> dict[str, Any]:
     from shop.models import Sku, StockReservation
 
     sku = fx.sku(stock)
-    seconds, results = _threads(WORKERS, make_work(sku))
-    errors = _errors(results)
+    seconds, results = run_threads(WORKERS, make_work(sku))
+    errors = errors_of(results)
     sold = sum(r for r in results if isinstance(r, int))
     final = Sku.objects.get(pk=sku.pk).stock
     reserved = sum(StockReservation.objects.filter(sku=sku).values_list("quantity", flat=True))
@@ -249,9 +220,9 @@ def _sell_out(fx: _Fixture, stock: int, make_work) -> dict[str, Any]:
 
 def _reject(fx: _Fixture, attempts: int, make_work) -> dict[str, Any]:
     sku = fx.sku(0)
-    seconds, results = _threads(WORKERS, make_work(sku))
+    seconds, results = run_threads(WORKERS, make_work(sku))
     refused = sum(r for r in results if isinstance(r, int))
-    return {"rate": refused / seconds, "refused": refused, "errors": _errors(results)}
+    return {"rate": refused / seconds, "refused": refused, "errors": errors_of(results)}
 
 
 def run(quick: bool = False) -> dict:

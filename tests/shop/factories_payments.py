@@ -32,6 +32,7 @@ class OrderLineFactory(DjangoModelFactory):
     sku = factory.SubFactory(SkuFactory)
     product_title = factory.LazyAttribute(lambda o: o.sku.product.title)
     sku_code = factory.LazyAttribute(lambda o: o.sku.code)
+    list_unit_price = factory.LazyAttribute(lambda o: o.unit_price)
     unit_price = 1990
     quantity = 2
     line_total = factory.LazyAttribute(lambda o: o.unit_price * o.quantity)

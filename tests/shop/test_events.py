@@ -14,7 +14,6 @@ from core import tasks as core_tasks
 from core.models import OutboxDelivery, OutboxEvent
 from shop import events
 from shop.models import OrderLine
-from shop.services import pricing
 from shop.services.orders import (
     order_cancel,
     order_complete,
@@ -24,7 +23,14 @@ from shop.services.orders import (
 )
 from shop.services.refunds import refund_issue, refund_mark_succeeded
 from tests.factories import SkuFactory, StaffFactory
-from tests.shop.factories_orders import SucceededPaymentFactory, fulfilled, paid, place
+from tests.shop.factories_coupons import coupon_for
+from tests.shop.factories_orders import (
+    QuickCustomerFactory,
+    SucceededPaymentFactory,
+    fulfilled,
+    paid,
+    place,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -191,11 +197,12 @@ def test_the_shop_subscribe_helpers_are_the_outbox_registry(subscribed):
 
 
 # --- payload contracts ----------------------------------------------------------------------------
-def test_order_paid_payload(subscribed, monkeypatch, django_capture_on_commit_callbacks):
-    # given: 2 x 1990 + 1 x 500 with a discount of 100 fen spread over the lines
-    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [lambda context: 100])
+def test_order_paid_payload(subscribed, django_capture_on_commit_callbacks):
+    # given: 2 x 1990 + 1 x 500 with a coupon of 100 fen spread over the lines
+    customer = QuickCustomerFactory()
+    coupon = coupon_for(customer, amount=100)
     a, b = SkuFactory(price=1990, stock=10), SkuFactory(price=500, stock=10)
-    order = place(lines=[(a, 2), (b, 1)])
+    order = place(customer, lines=[(a, 2), (b, 1)], coupon_ids=[coupon.pk])
     payment = SucceededPaymentFactory(order=order)
     line_a, line_b = OrderLine.objects.filter(order=order).order_by("pk")
     # when
@@ -214,6 +221,8 @@ def test_order_paid_payload(subscribed, monkeypatch, django_capture_on_commit_ca
             "source_ref": None,
             "total": 4380,
             "discount": 100,
+            "shipping_fee": 0,
+            "fulfilment_held": False,
             "paid_at": T_ISO,
             "lines": [
                 {

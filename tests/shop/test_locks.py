@@ -111,9 +111,9 @@ def test_reservations_are_locked_in_sku_then_pk_order():
         held = locks.lock_active_reservations(order_id=order.pk)
 
     assert held == [
-        (first.pk, first.sku_id, 2),
-        (third.pk, first.sku_id, 3),
-        (second.pk, low_sku.pk, 1),
+        (first.pk, first.sku_id, 2, None),
+        (third.pk, first.sku_id, 3, None),
+        (second.pk, low_sku.pk, 1, None),
     ]
     (sql,) = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert sql.endswith("ORDER BY 2 ASC, 1 ASC FOR UPDATE"), sql  # (sku_id, id)

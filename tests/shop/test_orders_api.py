@@ -7,7 +7,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from shop.models import Order, OrderLine, Product, StockReservation
-from shop.services import pricing
 from tests.factories import (
     AddressFactory,
     CommunityFactory,
@@ -16,6 +15,7 @@ from tests.factories import (
     SkuFactory,
     UserFactory,
 )
+from tests.shop.factories_coupons import CouponCodeFactory, coupon_for
 from tests.shop.factories_orders import paid, place, stock_of
 
 pytestmark = pytest.mark.django_db
@@ -92,12 +92,9 @@ def test_duplicate_sku_lines_are_merged(shopper):
     assert stock_of(sku) == 5
 
 
-def test_coupon_code_is_stored_and_discount_hooks_split_exactly(shopper, monkeypatch):
-    # given: a hook taking 100 fen off whenever a coupon is given
-    monkeypatch.setattr(
-        pricing, "DISCOUNT_HOOKS", [lambda ctx: 100 if ctx.coupon_code == "SAVE1" else 0]
-    )
-    monkeypatch.setattr(pricing, "COUPON_CHECKS", [lambda code: code == "SAVE1"])
+def test_coupon_code_is_stored_and_its_discount_split_exactly(shopper):
+    # given: a code whose coupon takes 100 fen off
+    CouponCodeFactory(code="SAVE1", template__amount=100)
     a, b, c = SkuFactory(price=333), SkuFactory(price=333), SkuFactory(price=334)
     # when
     r = shopper.post(ORDERS, json=pickup_body((a, 1), (b, 1), (c, 1), coupon_code="SAVE1"))
@@ -110,11 +107,11 @@ def test_coupon_code_is_stored_and_discount_hooks_split_exactly(shopper, monkeyp
     assert totals == [300, 300, 300]  # 33.3 / 33.3 / 33.4 of the discount, largest remainder
 
 
-def test_discount_is_capped_at_the_subtotal(shopper, monkeypatch):
-    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [lambda ctx: 10**9])
+def test_discount_stops_at_the_minimum_payable(shopper, customer):
+    coupon = coupon_for(customer, amount=10**9)
     sku = SkuFactory(price=500)
-    data = shopper.post(ORDERS, json=pickup_body((sku, 2))).json()
-    assert (data["discount"], data["total"], data["lines"][0]["line_total"]) == (1000, 0, 0)
+    data = shopper.post(ORDERS, json=pickup_body((sku, 2), coupon_ids=[coupon.pk])).json()
+    assert (data["discount"], data["total"], data["lines"][0]["line_total"]) == (999, 1, 1)
 
 
 def test_courier_order_snapshots_the_customers_address(shopper, customer):

@@ -12,7 +12,6 @@ from django.conf import settings
 from core.errors import ApplicationError
 from core.models import Notification
 from shop.models import Order, OrderEvent, OrderLine, Product, StockReservation
-from shop.services import pricing
 from shop.services.orders import (
     order_cancel,
     order_create,
@@ -26,6 +25,7 @@ from tests.factories import (
     ProductFactory,
     SkuFactory,
 )
+from tests.shop.factories_coupons import CouponCodeFactory, coupon_for
 from tests.shop.factories_orders import (
     QuickCustomerFactory,
     SucceededPaymentFactory,
@@ -338,12 +338,12 @@ def test_the_purchase_limit_with_nothing_bought_yet():
     assert place(lines=[(sku, 2)], mode="courier").lines.get().quantity == 2
 
 
-def test_an_unknown_coupon_is_refused_stripped(monkeypatch):
+def test_an_unknown_coupon_is_refused_stripped():
     sku = SkuFactory()
     assert refused(lines=[(sku.pk, 1)], coupon_code="  SAVE10 ") == unprocessable(
         "coupon_invalid", "This coupon code is not valid.", {"coupon_code": "SAVE10"}
     )
-    monkeypatch.setattr(pricing, "COUPON_CHECKS", [lambda code: code == "SAVE10"])
+    CouponCodeFactory(code="SAVE10")
     order = place(lines=[(sku, 1)], mode="courier", coupon_code="  SAVE10 ")
     assert order.coupon_code == "SAVE10"
 
@@ -354,13 +354,15 @@ def test_a_blank_coupon_is_no_coupon():
 
 
 # --- the created order ---------------------------------------------------------------------------
-def test_the_created_order_and_its_lines(monkeypatch):
-    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [lambda context: 100])
+def test_the_created_order_and_its_lines():
     customer = QuickCustomerFactory()
     a = SkuFactory(price=1990, stock=10, attributes={"size": "500g"})
     b = SkuFactory(price=500, stock=10)
     with time_machine.travel(T, tick=False):
-        order = place(customer, [(b, 1), (a, 2)], mode="courier", note="ring twice")
+        coupon = coupon_for(customer, amount=100)
+        order = place(
+            customer, [(b, 1), (a, 2)], mode="courier", note="ring twice", coupon_ids=[coupon.pk]
+        )
     order.refresh_from_db()
     assert re.fullmatch(r"300101\d{14}", order.number)
     assert (

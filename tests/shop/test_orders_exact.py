@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 
 from core.errors import ApplicationError
 from core.models import Notification
-from shop.models import Order, OrderEvent
+from shop.models import Address, CouponTemplate, Order, OrderEvent
 from shop.services.orders import (
     lock_order,
     order_cancel,
@@ -22,7 +22,14 @@ from shop.services.orders import (
     orders_expire_due,
 )
 from shop.services.refunds import refund_request
-from tests.factories import CommunityFactory, SkuFactory, StaffFactory, UserFactory
+from tests.factories import (
+    AddressFactory,
+    CommunityFactory,
+    SkuFactory,
+    StaffFactory,
+    UserFactory,
+)
+from tests.shop.factories_coupons import coupon_for
 from tests.shop.factories_orders import (
     QuickCustomerFactory,
     QuickUserFactory,
@@ -411,3 +418,57 @@ def test_an_open_refund_of_another_order_does_not_hold_fulfilment():
     refund_request(order_id=other.pk, customer=other.customer)
     order = paid(mode="courier")
     assert order_fulfil(order_id=order.pk, actor=StaffFactory()).status == "fulfilled"
+
+
+def test_a_pickup_code_is_eight_digits_drawn_below_ten_to_the_eighth(monkeypatch):
+    # the largest draw secrets can make for each bound: the code must still be 8 digits
+    bounds = []
+
+    def highest(bound):
+        bounds.append(bound)
+        return bound - 1
+
+    monkeypatch.setattr("shop.services.orders.secrets.randbelow", highest)
+    with time_machine.travel(T, tick=False):
+        order = paid()
+    assert order.pickup_code == "99999999"
+    assert order.number == "300101" + "9" * 14
+    assert bounds == [10**14, 10**8]
+
+
+def test_checkout_prices_each_line_for_the_customer_s_coupon_in_the_order_s_community():
+    # given: a coupon of the customer, for this community and this SKU's category only
+    point = quick_pickup_point()
+    customer = QuickCustomerFactory()
+    sku = SkuFactory(price=700, stock=10)
+    other = SkuFactory(price=300, stock=10)
+    coupon = coupon_for(
+        customer,
+        amount=150,
+        scope=CouponTemplate.Scope.CATEGORIES,
+        categories=[sku.product.category],
+        communities=[point.community],
+    )
+    # when
+    order = place(customer, [(sku, 3), (other, 1)], pickup_point=point, coupon_ids=[coupon.pk])
+    # then: the discount sits on the eligible line only, the note defaults to ""
+    assert list(
+        order.lines.order_by("sku_id").values_list("sku_id", "unit_price", "discount", "line_total")
+    ) == [(sku.pk, 700, 150, 1950), (other.pk, 300, 0, 300)]
+    assert (order.community_id, order.discount, order.total) == (point.community_id, 150, 2250)
+    assert (order.note, Order.objects.get(pk=order.pk).note) == ("", "")
+
+
+def test_nine_hundred_ninety_nine_units_is_the_most_a_line_may_hold():
+    sku = SkuFactory(price=1, stock=1000)
+    order = place(lines=[(sku, 999)])
+    assert list(order.lines.values_list("quantity", flat=True)) == [999]
+
+
+def test_the_chosen_address_is_the_one_snapshotted():
+    customer = QuickCustomerFactory()
+    AddressFactory(customer=customer, detail="1 First Road")
+    chosen = AddressFactory(customer=customer, detail="2 Second Road")
+    order = place(customer, mode="courier", address_id=chosen.pk)
+    assert Order.objects.get(pk=order.pk).shipping_address == chosen.snapshot()
+    assert Address.objects.filter(customer=customer).count() == 2

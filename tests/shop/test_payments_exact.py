@@ -58,6 +58,13 @@ def status_of(refund) -> str:
     return Refund.objects.values_list("status", flat=True).get(pk=refund.pk)
 
 
+def logged(caplog) -> list[tuple[str, str]]:
+    """What this module logged for operators: (level, message)."""
+    return [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "shop.services.payments"
+    ]
+
+
 # --- the resend sweep ---------------------------------------------------------------------------
 def test_the_sweep_resends_approved_refunds_decided_before_the_cutoff():
     old = T - timedelta(minutes=11)
@@ -107,7 +114,7 @@ def test_the_sweep_takes_its_age_limit():
     assert status_of(refund) == "succeeded"
 
 
-def test_the_sweep_counts_only_refunds_it_could_send(fake_stripe, monkeypatch):
+def test_the_sweep_counts_only_refunds_it_could_send(fake_stripe, monkeypatch, caplog):
     old = T - timedelta(hours=1)
     first = approved_refund(decided_at=old, created_at=old)
     second = approved_refund(decided_at=old, created_at=old)
@@ -122,6 +129,8 @@ def test_the_sweep_counts_only_refunds_it_could_send(fake_stripe, monkeypatch):
     with time_machine.travel(T, tick=False):
         assert refunds_resend_stuck() == 1
     assert sent == [second.pk]
+    assert logged(caplog) == [("ERROR", f"resending refund {first.pk} failed")]
+    assert caplog.records[-1].exc_info[1].args == ("broken refund",)
 
 
 # --- refund_send --------------------------------------------------------------------------------
@@ -178,7 +187,7 @@ def refund_failed_reasons(refund) -> list[str]:
 
 
 def test_a_refused_refund_fails_with_our_text_and_the_providers_for_operators(
-    customer, fake_stripe
+    customer, fake_stripe, caplog
 ):
     order, _ = _stripe_paid_order(customer)
     refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
@@ -190,11 +199,18 @@ def test_a_refused_refund_fails_with_our_text_and_the_providers_for_operators(
         None,
     )
     assert refund_failed_reasons(refund) == ["Charge already refunded"]
+    assert logged(caplog) == [
+        ("WARNING", f"refund {refund.pk}: refused by the provider: Charge already refunded")
+    ]
 
 
-def test_an_unreachable_provider_leaves_the_refund_approved_for_a_resend(customer, fake_stripe):
+def test_an_unreachable_provider_leaves_the_refund_approved_for_a_resend(
+    customer, fake_stripe, caplog
+):
     order, _ = _stripe_paid_order(customer)
     refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
+    # another approved refund, not sent yet: neither its message nor its ref may change
+    bystander = refund_issue(order_id=paid(mode="courier").pk, staff=StaffFactory(), amount=100)
     fake_stripe.fail_next_connection()
     result = refund_send(refund_id=refund.pk)
     assert (result.status, result.provider_ref, result.failure_message) == (
@@ -203,9 +219,21 @@ def test_an_unreachable_provider_leaves_the_refund_approved_for_a_resend(custome
         "The payment service could not be reached; the refund will be sent again.",
     )
     assert refund_failed_reasons(refund) == []
+    assert logged(caplog) == [
+        (
+            "WARNING",
+            f"refund {refund.pk}: provider unavailable, left approved: Network is down",
+        )
+    ]
     # the resend goes through with the same key
     result = refund_send(refund_id=refund.pk)
     assert (result.status, result.provider_ref) == ("approved", f"re_test_{refund.pk}")
+    bystander.refresh_from_db()
+    assert (bystander.status, bystander.provider_ref, bystander.failure_message) == (
+        "approved",
+        None,
+        "",
+    )
     keys = [c.idempotency_key for c in fake_stripe.calls_to("/v1/refunds")]
     assert keys == [f"refund-{refund.pk}", f"refund-{refund.pk}"]
 
@@ -217,7 +245,9 @@ def test_an_unreachable_provider_leaves_the_refund_approved_for_a_resend(custome
         ("failed", "failed", "The payment service refused this refund; our staff will follow up."),
     ],
 )
-def test_the_providers_answer_is_recorded(customer, settings, monkeypatch, answer, status, message):
+def test_the_providers_answer_is_recorded(
+    customer, settings, monkeypatch, caplog, answer, status, message
+):
     fake = use_fake_stripe(settings, monkeypatch, refund_status=answer)
     order, _ = _stripe_paid_order(customer)
     refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
@@ -229,6 +259,11 @@ def test_the_providers_answer_is_recorded(customer, settings, monkeypatch, answe
     )
     assert len(fake.calls_to("/v1/refunds")) == 1
     assert refund_failed_reasons(refund) == (["Stripe: failed"] if answer == "failed" else [])
+    assert logged(caplog) == (
+        [("WARNING", f"refund {refund.pk}: failed at the provider: Stripe: failed")]
+        if answer == "failed"
+        else []
+    )
 
 
 # --- starting a payment ---------------------------------------------------------------------------
@@ -276,6 +311,21 @@ def test_starting_records_the_payment_and_its_timeline_row(customer):
     assert Payment.objects.count() == 1
 
 
+def test_an_order_of_one_fen_is_payable(customer):
+    order = payable_order(customer, unit_price=1, quantity=1)
+    payment = payment_start(order_id=order.pk, customer=customer)
+    assert (payment.status, payment.amount) == ("pending", 1)
+
+
+def test_a_pending_payment_of_another_provider_is_not_reused(customer, fake_stripe):
+    order = payable_order(customer)
+    sandbox = PaymentFactory(order=order)  # opened before the shop switched to Stripe
+    started = payment_start(order_id=order.pk, customer=customer)
+    assert started.pk != sandbox.pk
+    assert (started.provider, started.provider_ref) == ("stripe", f"pi_test_{started.pk}")
+    assert Payment.objects.get(pk=sandbox.pk).status == "pending"
+
+
 def test_a_pending_payment_without_intent_is_opened_again(customer, fake_stripe):
     order = payable_order(customer)
     payment = PaymentFactory(order=order, provider="stripe", provider_ref=None)
@@ -297,7 +347,7 @@ def test_a_pending_payment_without_intent_is_opened_again(customer, fake_stripe)
     ],
 )
 def test_a_provider_failure_marks_the_payment_failed(
-    customer, fake_stripe, fail, retryable, message, detail
+    customer, fake_stripe, caplog, fail, retryable, message, detail
 ):
     order = payable_order(customer)
     if fail == "connection":
@@ -325,6 +375,23 @@ def test_a_provider_failure_marks_the_payment_failed(
             "from_status", "to_status", "reason", "payment_id", "amount"
         )
     ) == [("pending_payment", "pending_payment", "provider_error", payment.pk, 3980)]
+    said = "Network is down" if fail == "connection" else "Declined"
+    assert payment.provider_detail == f"{detail or 'error'}: {said}"
+    assert logged(caplog) == [
+        ("WARNING", f"payment {payment.pk}: provider refused to open it: {said}")
+    ]
+
+
+def test_what_the_provider_said_is_kept_up_to_4000_characters(customer, fake_stripe):
+    fake_stripe.fail_next(402, "card_error", "x" * 5000)
+    with pytest.raises(ApplicationError):
+        payment_start(order_id=payable_order(customer).pk, customer=customer)
+    refused = Payment.objects.get()
+    assert refused.provider_detail == "card_declined: " + "x" * 3985
+    declined = payment_start(order_id=payable_order(customer).pk, customer=customer)
+    payment_failed(payment_id=declined.pk, decline_code="card_declined", detail="y" * 5000)
+    declined.refresh_from_db()
+    assert declined.provider_detail == "card_declined: " + "y" * 3985
 
 
 # --- settling -----------------------------------------------------------------------------------
@@ -375,7 +442,7 @@ def test_an_unknown_decline_code_reads_as_declined(customer):
     )
 
 
-def test_a_late_payment_is_refunded_in_full(customer, django_capture_on_commit_callbacks):
+def test_a_late_payment_is_refunded_in_full(customer, django_capture_on_commit_callbacks, caplog):
     order = payable_order(customer)
     payment = payment_start(order_id=order.pk, customer=customer)
     payment_failed(payment_id=payment.pk, decline_code="card_declined")
@@ -392,10 +459,13 @@ def test_a_late_payment_is_refunded_in_full(customer, django_capture_on_commit_c
     )
     assert list(
         OrderEvent.objects.filter(order=order, kind="payment_unapplied").values_list(
-            "from_status", "to_status", "payment_id", "amount"
+            "from_status", "to_status", "reason", "payment_id", "amount"
         )
-    ) == [("cancelled", "cancelled", payment.pk, 3980)]
+    ) == [("cancelled", "cancelled", "", payment.pk, 3980)]
     assert Order.objects.get(pk=order.pk).status == "cancelled"
+    assert logged(caplog) == [
+        ("INFO", f"payment {payment.pk} not applied to order {order.pk}: refund {refund.pk}")
+    ]
 
 
 def test_confirming_someone_elses_or_an_unknown_sandbox_payment_is_not_found(customer):

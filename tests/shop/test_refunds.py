@@ -5,7 +5,6 @@ from core.errors import ApplicationError
 from core.models import Notification
 from shop import events
 from shop.models import Order, OrderLine, Payment, Refund
-from shop.services import pricing
 from shop.services.orders import order_complete, order_fulfil
 from shop.services.refunds import (
     refund_approve,
@@ -17,7 +16,9 @@ from shop.services.refunds import (
     refund_request,
 )
 from tests.factories import SkuFactory, StaffFactory, UserFactory
+from tests.shop.factories_coupons import coupon_for
 from tests.shop.factories_orders import (
+    QuickCustomerFactory,
     SucceededPaymentFactory,
     fulfilled,
     paid,
@@ -96,11 +97,11 @@ def test_customer_asks_staff_approve_provider_pays_back(
     assert [(x["id"], x["status"]) for x in listed] == [(refund["id"], "succeeded")]
 
 
-def test_refund_by_line_quantity_gives_the_last_unit_the_remainder(monkeypatch):
-    # given: one line of 3 units whose line_total is 1000 after a 200 discount
-    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [lambda ctx: 200])
+def test_refund_by_line_quantity_gives_the_last_unit_the_remainder():
+    # given: one line of 3 units whose line_total is 1000 after a 200 coupon
+    customer = QuickCustomerFactory()
     sku = SkuFactory(price=400, stock=10)
-    order = paid(lines=[(sku, 3)])
+    order = paid(customer, lines=[(sku, 3)], coupon_ids=[coupon_for(customer, amount=200).pk])
     [line] = lines_of(order)
     assert line.line_total == 1000
     amounts = []

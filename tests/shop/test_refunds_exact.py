@@ -18,7 +18,6 @@ from shop.models import (
     Refund,
     RefundLine,
 )
-from shop.services import pricing
 from shop.services.orders import order_mark_paid
 from shop.services.refunds import (
     refund_approve,
@@ -30,7 +29,14 @@ from shop.services.refunds import (
     refund_request,
 )
 from tests.factories import SkuFactory, StaffFactory
-from tests.shop.factories_orders import SucceededPaymentFactory, fulfilled, paid, stock_of
+from tests.shop.factories_coupons import coupon_for
+from tests.shop.factories_orders import (
+    QuickCustomerFactory,
+    SucceededPaymentFactory,
+    fulfilled,
+    paid,
+    stock_of,
+)
 from tests.shop.factories_payments import OrderFactory, OrderLineFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,8 +80,12 @@ def timeline(refund):
 
 
 def one_line_order(monkeypatch, *, price: int, quantity: int, discount: int):
-    monkeypatch.setattr(pricing, "DISCOUNT_HOOKS", [lambda ctx: discount])
-    order = paid(lines=[(SkuFactory(price=price, stock=10), quantity)])
+    """A paid order of one line, ``discount`` off it through a fixed-amount coupon."""
+    customer = QuickCustomerFactory()
+    coupon_ids = [coupon_for(customer, amount=discount).pk] if discount else []
+    order = paid(
+        customer, lines=[(SkuFactory(price=price, stock=10), quantity)], coupon_ids=coupon_ids
+    )
     [line] = lines_of(order)
     return order, line
 
@@ -176,7 +186,7 @@ def test_a_refund_of_everything_left_takes_each_line_s_remaining_units_and_amoun
 
 def test_a_refund_larger_than_the_order_s_balance_is_refused_even_if_the_lines_allow_it():
     # given: books where the lines hold more than the order's total (belt and braces)
-    order = OrderFactory(subtotal=1000, total=900)
+    order = OrderFactory(subtotal=1000, discount=100, total=900)
     OrderLineFactory(order=order, unit_price=500, quantity=2)
     payment = SucceededPaymentFactory(order=order)
     assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is True
@@ -377,12 +387,30 @@ def test_mark_succeeded_records_when_and_the_provider_reference_once(time_machin
         "re_first",
     )
     [notification] = Notification.objects.filter(user=order.customer.user, kind="refund_succeeded")
-    assert (notification.kind, notification.title, notification.body, notification.data) == (
+    assert (
+        notification.kind,
+        notification.title,
+        notification.body,
+        notification.data,
+        notification.dedupe_key,
+    ) == (
         "refund_succeeded",
         "Refund sent",
         f"1.00 CNY is on its way back for order {order.number}.",
         {"order_id": order.pk, "refund_id": refund.pk, "amount": 100},
+        f"refund:{refund.pk}:succeeded",
     )
+
+
+def test_the_customer_is_told_the_amount_in_the_order_s_currency():
+    order = paid()
+    Order.objects.filter(pk=order.pk).update(currency="HKD")
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=1234)
+    refund_mark_succeeded(refund_id=refund.pk)
+    [body] = Notification.objects.filter(
+        user=order.customer.user, kind="refund_succeeded"
+    ).values_list("body", flat=True)
+    assert body == f"12.34 HKD is on its way back for order {order.number}."
 
 
 # --- what a succeeded refund does to the order --------------------------------------------------
@@ -589,3 +617,453 @@ def test_an_earlier_refund_of_the_order_does_not_replace_a_failed_one():
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == ("partially_refunded", 500)
     assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 500
+
+
+def test_a_later_refund_of_an_unapplied_payment_does_not_replace_a_failed_order_refund():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    failed = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=300)
+    refund_mark_failed(refund_id=failed.pk, message="failed")
+    second = SucceededPaymentFactory(order=order, amount=700)
+    refund_for_unapplied_payment(payment_id=second.pk, reason="late_payment")  # no lines
+
+    assert refund_mark_succeeded(refund_id=failed.pk).status == "succeeded"
+    assert not ReconciliationDiscrepancy.objects.exists()
+    assert Order.objects.get(pk=order.pk).refunded_amount == 300
+
+
+def test_a_later_refund_that_was_rejected_or_failed_does_not_replace_a_failed_one():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    staff = StaffFactory()
+    failed = refund_issue(order_id=order.pk, staff=staff, amount=300)
+    refund_mark_failed(refund_id=failed.pk, message="failed")
+    rejected = refund_request(order_id=order.pk, customer=order.customer, amount=300)
+    refund_reject(refund_id=rejected.pk, staff=staff)
+    also_failed = refund_issue(order_id=order.pk, staff=staff, amount=300)
+    refund_mark_failed(refund_id=also_failed.pk, message="failed")
+
+    assert refund_mark_succeeded(refund_id=failed.pk).status == "succeeded"
+    assert not ReconciliationDiscrepancy.objects.exists()
+    assert Order.objects.get(pk=order.pk).refunded_amount == 300
+
+
+def test_a_late_success_of_a_replaced_refund_records_which_refund_replaced_it():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    staff = StaffFactory()
+    failed = refund_issue(order_id=order.pk, staff=staff, amount=300)
+    Refund.objects.filter(pk=failed.pk).update(provider_ref="re_failed")
+    refund_mark_failed(refund_id=failed.pk, message="failed")
+    replacement = refund_issue(order_id=order.pk, staff=staff, amount=300)
+    # when: the failed one succeeds after all (its provider reference is the one we know)
+    assert refund_mark_succeeded(refund_id=failed.pk, provider_ref=None).status == "failed"
+    # then
+    assert discrepancies() == [
+        (
+            "refund_succeeded_after_replacement",
+            300,
+            order.pk,
+            order.paid_payment_id,
+            failed.pk,
+            "re_failed",
+            {"replaced_by_refund_id": replacement.pk, "refund_status": "failed"},
+        )
+    ]
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("paid", 0)
+
+
+def discrepancies():
+    return list(
+        ReconciliationDiscrepancy.objects.order_by("pk").values_list(
+            "kind", "amount", "order_id", "payment_id", "refund_id", "provider_ref", "details"
+        )
+    )
+
+
+def _paid_with_a_refund_behind_it():
+    """A paid order of 2 x 1000 of which 300 went back, and an approved refund of 500 (one unit's
+    worth by amount would be 500 of the line's 1700 left)."""
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    staff = StaffFactory()
+    refund_mark_succeeded(refund_id=refund_issue(order_id=order.pk, staff=staff, amount=300).pk)
+    refund = refund_issue(order_id=order.pk, staff=staff, amount=500)
+    [line] = lines_of(order)
+    return order, line, refund
+
+
+def _assert_left_alone(order, refund):
+    refund.refresh_from_db()
+    assert (refund.status, refund.succeeded_at) == ("approved", None)
+    order.refresh_from_db()
+    assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 300
+    assert not OutboxEvent.objects.filter(name=events.ORDER_REFUNDED, payload__refund_id=refund.pk)
+
+
+def test_a_success_beyond_what_a_line_has_left_is_a_discrepancy_with_the_figures():
+    order, line, refund = _paid_with_a_refund_behind_it()
+    OrderLine.objects.filter(pk=line.pk).update(refunded_amount=1600)  # 400 left on the line
+
+    assert refund_mark_succeeded(refund_id=refund.pk, provider_ref="re_late").status == "approved"
+
+    assert discrepancies() == [
+        (
+            "refund_exceeds_paid",
+            500,
+            order.pk,
+            order.paid_payment_id,
+            refund.pk,
+            "re_late",
+            {
+                "order_line_ids": [line.pk],
+                "order_refundable": 1700,
+                "payment_refundable": 1700,
+                "refund_status": "approved",
+            },
+        )
+    ]
+    _assert_left_alone(order, refund)
+    assert Order.objects.get(pk=order.pk).refunded_amount == 300
+
+
+def test_a_success_beyond_what_a_line_has_left_in_units_is_a_discrepancy():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    [line] = lines_of(order)
+    refund = refund_issue(
+        order_id=order.pk, staff=StaffFactory(), lines=[{"order_line_id": line.pk, "quantity": 1}]
+    )
+    OrderLine.objects.filter(pk=line.pk).update(refunded_quantity=2)  # units back, money not
+
+    assert refund_mark_succeeded(refund_id=refund.pk).status == "approved"
+
+    [(kind, *_, details)] = discrepancies()
+    assert (kind, details) == (
+        "refund_exceeds_paid",
+        {
+            "order_line_ids": [line.pk],
+            "order_refundable": 2000,
+            "payment_refundable": 2000,
+            "refund_status": "approved",
+        },
+    )
+    assert OrderLine.objects.get(pk=line.pk).refunded_amount == 0
+
+
+def test_a_success_beyond_what_the_order_has_left_is_a_discrepancy():
+    order, _, refund = _paid_with_a_refund_behind_it()
+    Order.objects.filter(pk=order.pk).update(refunded_amount=1600)  # the lines still allow it
+
+    assert refund_mark_succeeded(refund_id=refund.pk).status == "approved"
+
+    [(kind, *_, details)] = discrepancies()
+    assert (kind, details) == (
+        "refund_exceeds_paid",
+        {
+            "order_line_ids": [],
+            "order_refundable": 400,
+            "payment_refundable": 1700,
+            "refund_status": "approved",
+        },
+    )
+    _assert_left_alone(order, refund)
+    assert Order.objects.get(pk=order.pk).refunded_amount == 1600
+
+
+def test_a_success_beyond_what_the_payment_has_left_is_a_discrepancy():
+    order, _, refund = _paid_with_a_refund_behind_it()
+    Payment.objects.filter(pk=order.paid_payment_id).update(refunded_amount=1600)
+
+    assert refund_mark_succeeded(refund_id=refund.pk).status == "approved"
+
+    [(kind, *_, details)] = discrepancies()
+    assert (kind, details) == (
+        "refund_exceeds_paid",
+        {
+            "order_line_ids": [],
+            "order_refundable": 1700,
+            "payment_refundable": 400,
+            "refund_status": "approved",
+        },
+    )
+    order.refresh_from_db()
+    assert order.refunded_amount == 300
+    assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 1600
+
+
+def test_a_refund_of_an_order_without_a_recorded_payment_is_applied_to_the_order_only():
+    # given: books where the order is paid but names no payment (set by hand)
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    Order.objects.filter(pk=order.pk).update(paid_payment=None)
+    [line] = lines_of(order)
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=500)
+    assert refund.payment_id is None
+    # when
+    assert refund_mark_succeeded(refund_id=refund.pk).status == "succeeded"
+    # then
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == ("partially_refunded", 500)
+    assert OrderLine.objects.get(pk=line.pk).refunded_amount == 500
+    assert timeline(refund)[-1] == (
+        "refund_succeeded", None, "system", "paid", "partially_refunded", "staff", None, 500
+    )  # fmt: skip
+
+
+def test_a_success_beyond_the_books_without_a_recorded_payment_says_so():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    Order.objects.filter(pk=order.pk).update(paid_payment=None)
+    [line] = lines_of(order)
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=500)
+    OrderLine.objects.filter(pk=line.pk).update(refunded_amount=2000)
+
+    assert refund_mark_succeeded(refund_id=refund.pk).status == "approved"
+
+    assert discrepancies() == [
+        (
+            "refund_exceeds_paid",
+            500,
+            order.pk,
+            None,
+            refund.pk,
+            "",
+            {
+                "order_line_ids": [line.pk],
+                "order_refundable": 2000,
+                "payment_refundable": None,
+                "refund_status": "approved",
+            },
+        )
+    ]
+
+
+def test_only_an_approved_or_failed_refund_can_succeed():
+    order = paid()
+    refund = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    for decide in (None, refund_reject):
+        if decide:
+            decide(refund_id=refund.pk, staff=StaffFactory())
+        with pytest.raises(ApplicationError) as refused:
+            refund_mark_succeeded(refund_id=refund.pk)
+        status = Refund.objects.get(pk=refund.pk).status
+        assert (refused.value.code, refused.value.message, refused.value.details) == (
+            "illegal_transition",
+            f"A refund that is {status} cannot become succeeded.",
+            {"from": status, "to": "succeeded"},
+        )
+    assert Payment.objects.get(pk=order.paid_payment_id).refunded_amount == 0
+
+
+def test_mark_succeeded_keeps_the_provider_reference_it_is_told_when_it_had_none(time_machine):
+    time_machine.move_to(T, tick=False)
+    order = paid()
+    refund = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100)
+    assert Refund.objects.get(pk=refund.pk).provider_ref is None
+    refund_mark_succeeded(refund_id=refund.pk, provider_ref="re_told")
+    refund.refresh_from_db()
+    assert (refund.status, refund.succeeded_at, refund.provider_ref) == ("succeeded", T, "re_told")
+
+
+# --- refusals, exactly ----------------------------------------------------------------------------
+def error_of(excinfo) -> tuple:
+    error = excinfo.value
+    return (type(error).__name__, error.status, error.code, error.message, error.details)
+
+
+def test_an_unknown_refund_is_not_found():
+    staff = StaffFactory()
+    for decide in (
+        lambda: refund_approve(refund_id=10**9, staff=staff),
+        lambda: refund_reject(refund_id=10**9, staff=staff),
+        lambda: refund_mark_succeeded(refund_id=10**9),
+        lambda: refund_mark_failed(refund_id=10**9, message="failed"),
+    ):
+        with pytest.raises(ApplicationError) as excinfo:
+            decide()
+        assert error_of(excinfo) == ("NotFound", 404, "refund_not_found", "Refund not found.", {})
+
+
+def test_a_second_open_refund_is_refused_exactly():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    for open_another in (
+        lambda: refund_request(order_id=order.pk, customer=order.customer, amount=100),
+        lambda: refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100),
+    ):
+        with pytest.raises(ApplicationError) as excinfo:
+            open_another()
+        assert error_of(excinfo) == (
+            "Conflict",
+            409,
+            "refund_in_progress",
+            "A refund of this order is already open.",
+            {},
+        )
+    assert Refund.objects.count() == 1
+
+
+def test_an_approved_refund_is_open_too_but_a_failed_one_is_not():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    staff = StaffFactory()
+    approved = refund_issue(order_id=order.pk, staff=staff, amount=100)
+    with pytest.raises(ApplicationError) as excinfo:
+        refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    assert error_of(excinfo)[2] == "refund_in_progress"
+    refund_mark_failed(refund_id=approved.pk, message="failed")
+    assert refund_request(order_id=order.pk, customer=order.customer, amount=100).amount == 100
+
+
+def test_a_fully_refunded_order_is_not_refundable_by_anyone():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 1)])
+    refund_mark_succeeded(refund_id=refund_issue(order_id=order.pk, staff=StaffFactory()).pk)
+    for again in (
+        lambda: refund_request(order_id=order.pk, customer=order.customer),
+        lambda: refund_issue(order_id=order.pk, staff=StaffFactory()),
+    ):
+        with pytest.raises(ApplicationError) as excinfo:
+            again()
+        assert error_of(excinfo) == (
+            "Conflict",
+            409,
+            "order_not_refundable",
+            "An order that is refunded cannot be refunded.",
+            {"status": "refunded"},
+        )
+
+
+def test_a_customer_may_ask_for_a_refund_of_a_fulfilled_or_partially_refunded_order():
+    order = fulfilled(lines=[(SkuFactory(price=1000, stock=10), 2)], mode="courier")
+    first = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+    assert (first.status, first.amount, first.restock) == ("requested", 100, False)
+    refund_approve(refund_id=first.pk, staff=StaffFactory())
+    refund_mark_succeeded(refund_id=first.pk)
+    assert Order.objects.get(pk=order.pk).status == "fulfilled"
+
+    other = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    refund_mark_succeeded(
+        refund_id=refund_issue(order_id=other.pk, staff=StaffFactory(), amount=1).pk
+    )
+    assert Order.objects.get(pk=other.pk).status == "partially_refunded"
+    second = refund_request(order_id=other.pk, customer=other.customer, amount=100)
+    assert (second.status, second.amount) == ("requested", 100)
+
+
+def test_another_customer_s_order_is_not_found():
+    order = paid()
+    stranger = paid().customer
+    with pytest.raises(ApplicationError) as excinfo:
+        refund_request(order_id=order.pk, customer=stranger, amount=100)
+    assert error_of(excinfo) == ("NotFound", 404, "not_found", "Order not found.", {})
+    assert not Refund.objects.exists()
+
+
+def test_bad_lines_are_refused_with_what_is_wrong():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    [line] = lines_of(order)
+    other_line = lines_of(paid())[0]
+    staff = StaffFactory()
+    cases = [
+        (
+            [{"order_line_id": line.pk, "quantity": 0}],
+            ("InvalidInput", 422, "invalid_quantity", "Refunded quantities are positive.",
+             {"order_line_id": line.pk, "quantity": 0}),
+        ),
+        (
+            [{"order_line_id": other_line.pk, "quantity": 1}],
+            ("NotFound", 404, "order_line_not_found", "This order has no such line.",
+             {"order_line_id": other_line.pk}),
+        ),
+        (
+            [{"order_line_id": line.pk, "quantity": 2}, {"order_line_id": line.pk, "quantity": 1}],
+            ("Conflict", 409, "refund_exceeds_paid",
+             "This is more than what was paid and not yet refunded.",
+             {"order_line_id": line.pk, "refundable_quantity": 2}),
+        ),
+    ]  # fmt: skip
+    for lines, expected in cases:
+        with pytest.raises(ApplicationError) as excinfo:
+            refund_issue(order_id=order.pk, staff=staff, lines=lines)
+        assert error_of(excinfo) == expected
+    with pytest.raises(ApplicationError) as excinfo:
+        refund_issue(order_id=order.pk, staff=staff, amount=0)
+    assert error_of(excinfo) == (
+        "InvalidInput",
+        422,
+        "invalid_amount",
+        "Refund a positive amount (fen).",
+        {},
+    )
+    assert not Refund.objects.exists()
+
+
+def test_staff_may_choose_not_to_restock_undelivered_units_and_may_refund_an_amount_so():
+    sku = SkuFactory(price=1000, stock=10)
+    order = paid(lines=[(sku, 2)])
+    [line] = lines_of(order)
+    staff = StaffFactory()
+    by_amount = refund_issue(order_id=order.pk, staff=staff, amount=100, restock=False)
+    assert by_amount.restock is False
+    refund_mark_succeeded(refund_id=by_amount.pk)
+    kept = refund_issue(
+        order_id=order.pk,
+        staff=staff,
+        restock=False,
+        lines=[{"order_line_id": line.pk, "quantity": 1}],
+    )
+    assert (kept.restock, kept.amount) == (False, 1000)
+    refund_mark_succeeded(refund_id=kept.pk)
+    assert stock_of(sku) == 8
+    assert Refund.objects.get(pk=kept.pk).restocked_quantity == 0
+
+
+def test_units_already_refunded_cannot_be_refunded_again():
+    order = paid(lines=[(SkuFactory(price=1000, stock=10), 2)])
+    [line] = lines_of(order)
+    staff = StaffFactory()
+    one = [{"order_line_id": line.pk, "quantity": 1}]
+    refund_mark_succeeded(refund_id=refund_issue(order_id=order.pk, staff=staff, lines=one).pk)
+    with pytest.raises(ApplicationError) as excinfo:
+        refund_issue(
+            order_id=order.pk, staff=staff, lines=[{"order_line_id": line.pk, "quantity": 2}]
+        )
+    assert error_of(excinfo) == (
+        "Conflict",
+        409,
+        "refund_exceeds_paid",
+        "This is more than what was paid and not yet refunded.",
+        {"order_line_id": line.pk, "refundable_quantity": 1},
+    )
+    assert Refund.objects.count() == 1
+
+
+def test_a_refund_worth_nothing_after_an_earlier_refund_says_what_is_left(monkeypatch):
+    # given: 3 units worth 2 fen in all (unit share 0), of which 1 fen went back
+    order, line = one_line_order(monkeypatch, price=1, quantity=3, discount=1)
+    refund_mark_succeeded(
+        refund_id=refund_issue(order_id=order.pk, staff=StaffFactory(), amount=1).pk
+    )
+    with pytest.raises(ApplicationError) as refused:
+        refund_issue(
+            order_id=order.pk,
+            staff=StaffFactory(),
+            lines=[{"order_line_id": line.pk, "quantity": 1}],
+        )
+    assert (refused.value.code, refused.value.details) == (
+        "refund_exceeds_paid",
+        {"refundable": 1, "requested": 0},
+    )
+
+
+def test_the_order_s_balance_bounds_a_refund_after_an_earlier_refund_too():
+    # given: books where the lines hold more than the order's total, 100 already refunded
+    order = OrderFactory(subtotal=1000, discount=100, total=900)
+    OrderLineFactory(order=order, unit_price=500, quantity=2)
+    payment = SucceededPaymentFactory(order=order)
+    assert order_mark_paid(order_id=order.pk, payment_id=payment.pk) is True
+    refund_mark_succeeded(
+        refund_id=refund_issue(order_id=order.pk, staff=StaffFactory(), amount=100).pk
+    )
+    # when / then: the lines have 900 left, the order 800
+    with pytest.raises(ApplicationError) as refused:
+        refund_issue(order_id=order.pk, staff=StaffFactory())
+    assert (refused.value.code, refused.value.details) == (
+        "refund_exceeds_paid",
+        {"refundable": 800, "requested": 900},
+    )
+    assert Refund.objects.count() == 1

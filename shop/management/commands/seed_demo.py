@@ -67,6 +67,11 @@ class Command(BaseCommand):
             f"{len(summary['product_ids'])} products"
         )
         self.stdout.write(
+            f"  Flash sale #{summary['flash_session_id']} starts in a few minutes: GET "
+            "/api/v1/flash/sessions; subscribe to its topic "
+            f'{{"type": "subscribe", "topic": "flash:{summary["flash_session_id"]}"}}'
+        )
+        self.stdout.write(
             "  A demo announcement is due in ~20 s; connect to ws://.../ws/stream/ and send"
         )
         self.stdout.write('    {"type": "auth", "token": "<the token above>"} to receive it.')
