@@ -195,7 +195,7 @@ OUTBOX_RETRY_MAX = timedelta(seconds=env.int("OUTBOX_RETRY_MAX_SECONDS", default
 OUTBOX_RETENTION = timedelta(days=env.int("OUTBOX_RETENTION_DAYS", default=7))
 # Kicks after commit are coalesced per process: one per window, then one trailing drain (0: one
 # kick per event).
-OUTBOX_KICK_WINDOW = env.float("OUTBOX_KICK_WINDOW_SECONDS", default=0.05)
+OUTBOX_KICK_WINDOW = env.float("OUTBOX_KICK_WINDOW_SECONDS", default=0.2)
 
 # --- Auth & tokens ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -35,9 +35,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
+
 from core import outbox
 from core.outbox import subscribe, unsubscribe  # noqa: F401  (shop's subscribers may use these)
-from shop.models import Order, OrderLine, Refund, RefundLine
+from shop.models import Order, Refund, RefundLine
 
 PUBLISHER = "shop"
 ORDER_PAID = "order_paid"
@@ -68,8 +70,21 @@ def _base(order: Order) -> dict[str, Any]:
 
 
 # --- payloads -------------------------------------------------------------------------------------
+# Every payment builds this: one plain query (no queryset machinery) for the lines.
+_PAID_LINES = """
+SELECT l.id, l.sku_id, s.product_id, l.quantity, l.list_unit_price, l.unit_price, l.line_total
+FROM shop_orderline l JOIN shop_sku s ON s.id = l.sku_id
+WHERE l.order_id = %s ORDER BY l.id
+"""
+
+
+def _paid_lines(order_id: int) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(_PAID_LINES, [order_id])
+        return cursor.fetchall()
+
+
 def order_paid_payload(order: Order) -> dict[str, Any]:
-    lines = OrderLine.objects.filter(order_id=order.pk).order_by("pk")
     return {
         **_base(order),
         "source": order.source,
@@ -97,15 +112,7 @@ def order_paid_payload(order: Order) -> dict[str, Any]:
                 list_unit_price,
                 unit_price,
                 line_total,
-            ) in lines.values_list(
-                "pk",
-                "sku_id",
-                "sku__product_id",
-                "quantity",
-                "list_unit_price",
-                "unit_price",
-                "line_total",
-            )
+            ) in _paid_lines(order.pk)
         ],
         "codes": [order.coupon_code] if order.coupon_code else [],
         "device_id": None,
