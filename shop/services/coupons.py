@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
@@ -285,21 +285,59 @@ def _ids(related: Any) -> set[int]:
     return {obj.pk for obj in related.all()}  # served from prefetch_related when prefetched
 
 
+SCOPE_RELATIONS = ("communities", "categories", "products", "skus")
+# The four scope tables in one round trip (the checkout's path: instead of four prefetches).
+_SCOPES_SQL = """
+SELECT coupontemplate_id, 'communities', community_id FROM shop_coupontemplate_communities
+WHERE coupontemplate_id = ANY(%(ids)s)
+UNION ALL SELECT coupontemplate_id, 'categories', category_id FROM shop_coupontemplate_categories
+WHERE coupontemplate_id = ANY(%(ids)s)
+UNION ALL SELECT coupontemplate_id, 'products', product_id FROM shop_coupontemplate_products
+WHERE coupontemplate_id = ANY(%(ids)s)
+UNION ALL SELECT coupontemplate_id, 'skus', sku_id FROM shop_coupontemplate_skus
+WHERE coupontemplate_id = ANY(%(ids)s)
+"""
+
+
+def scopes_attach(templates: Iterable[CouponTemplate]) -> None:
+    """Read the scope ids (communities, categories, products, SKUs) of ``templates`` in one
+    query and keep them on each template for ``template_fit``."""
+    by_pk = {template.pk: template for template in templates}
+    if not by_pk:
+        return
+    found: dict[int, dict[str, set[int]]] = {
+        pk: {relation: set() for relation in SCOPE_RELATIONS} for pk in by_pk
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SCOPES_SQL, {"ids": list(by_pk)})
+        for template_id, relation, pk in cursor.fetchall():
+            found[template_id][relation].add(pk)
+    for pk, template in by_pk.items():
+        template._scope_ids = found[pk]  # type: ignore[attr-defined]
+
+
+def _scope(template: CouponTemplate, relation: str) -> set[int]:
+    attached = getattr(template, "_scope_ids", None)
+    if attached is not None:
+        return attached[relation]
+    return _ids(getattr(template, relation))
+
+
 def template_fit(
     template: CouponTemplate, *, community: Community | None, lines: Sequence[PricingLine]
 ) -> Fit:
-    communities = _ids(template.communities)
+    communities = _scope(template, "communities")
     if communities and (community is None or community.pk not in communities):
         return Fit(frozenset(), "community")
     eligible: frozenset[int] | None = None
     if template.scope == T.Scope.CATEGORIES:
-        categories = _ids(template.categories)
+        categories = _scope(template, "categories")
         eligible = frozenset(line.sku_id for line in lines if line.category_id in categories)
     elif template.scope == T.Scope.PRODUCTS:
-        products = _ids(template.products)
+        products = _scope(template, "products")
         eligible = frozenset(line.sku_id for line in lines if line.product_id in products)
     elif template.scope == T.Scope.SKUS:
-        skus = _ids(template.skus)
+        skus = _scope(template, "skus")
         eligible = frozenset(line.sku_id for line in lines if line.sku_id in skus)
     if eligible is not None and not eligible:
         return Fit(eligible, "scope")
@@ -410,10 +448,11 @@ def _held_offers(
 ) -> list[Offer]:
     found = {
         coupon.pk: coupon
-        for coupon in with_template(
-            CustomerCoupon.objects.filter(pk__in=set(coupon_ids), customer=customer)
+        for coupon in CustomerCoupon.objects.select_related("template", "code").filter(
+            pk__in=set(coupon_ids), customer=customer
         )
     }
+    scopes_attach(coupon.template for coupon in found.values())
     missing = sorted(set(coupon_ids) - set(found))
     revoked = sorted(pk for pk, c in found.items() if c.status == CC.Status.REVOKED)
     if missing or revoked:

@@ -750,3 +750,48 @@ def test_two_codes_of_one_template_respect_its_per_customer_limit(buyer):
         "coupon_unavailable",
         {"coupon_code": "TWO", "reason": "limit_reached"},
     )
+
+
+def test_the_scope_query_names_the_scope_tables_of_the_model():
+    from shop.models import CouponTemplate
+    from shop.services.coupons import _SCOPES_SQL, SCOPE_RELATIONS
+
+    for relation in SCOPE_RELATIONS:
+        through = getattr(CouponTemplate, relation).through
+        target = getattr(CouponTemplate, relation).field.m2m_reverse_name()
+        assert f"'{relation}', {target} FROM {through._meta.db_table}" in " ".join(
+            _SCOPES_SQL.split()
+        )
+
+
+def test_checkout_reads_a_coupon_and_its_whole_scope_in_two_queries(django_assert_num_queries):
+    from shop.services.coupons import checkout_offers
+    from shop.services.pricing import PricingLine
+    from tests.factories import CommunityFactory, SkuFactory
+    from tests.shop.factories_coupons import coupon_for
+    from tests.shop.factories_orders import QuickCustomerFactory
+
+    customer = QuickCustomerFactory()
+    sku = SkuFactory(price=1000)
+    community = CommunityFactory()
+    coupon = coupon_for(customer, amount=100, scope="skus", skus=[sku], communities=[community])
+    line = PricingLine(
+        sku_id=sku.pk,
+        product_id=sku.product_id,
+        category_id=sku.product.category_id,
+        list_unit_price=1000,
+        unit_price=1000,
+        quantity=1,
+    )
+    from django.utils import timezone
+
+    with django_assert_num_queries(2):
+        [offer] = checkout_offers(
+            customer=customer,
+            community=community,
+            lines=[line],
+            coupon_ids=[coupon.pk],
+            coupon_code="",
+            now=timezone.now(),
+        )
+    assert (offer.key, offer.eligible, offer.amount) == (coupon.pk, frozenset({sku.pk}), 100)
