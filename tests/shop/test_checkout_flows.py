@@ -118,7 +118,11 @@ def test_a_held_order_gets_no_pickup_code_and_cannot_be_fulfilled_until_released
     staff = StaffFactory()
     with pytest.raises(ApplicationError) as excinfo:
         order_fulfil(order_id=order.pk, actor=staff)
-    assert (excinfo.value.status, excinfo.value.code) == (409, "fulfilment_held")
+    assert (excinfo.value.status, excinfo.value.code, excinfo.value.message) == (
+        409,
+        "fulfilment_held",
+        "This order waits for its campaign (e.g. its group to fill) before it can be handed over.",
+    )
     order.refresh_from_db()
     assert order.status == "paid"
 
@@ -132,9 +136,16 @@ def test_a_held_order_gets_no_pickup_code_and_cannot_be_fulfilled_until_released
     ) == [("paid", "paid", "system")]
     assert list(
         Notification.objects.filter(user=order.customer.user, kind="order_released").values_list(
-            "data", flat=True
+            "title", "body", "data", "dedupe_key"
         )
-    ) == [{"order_id": order.pk, "pickup_code": released.pickup_code}]
+    ) == [
+        (
+            "Your order is confirmed",
+            f"Order {order.number} will now be prepared for you.",
+            {"order_id": order.pk, "pickup_code": released.pickup_code},
+            f"order:{order.pk}:released",
+        )
+    ]
     # releasing again changes nothing
     again = order_release_hold(order_id=order.pk)
     assert again.pickup_code == released.pickup_code

@@ -185,22 +185,60 @@ def test_a_platform_coupon_and_an_exclusive_code_and_free_shipping_stack():
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        dict(kind="bogus"),
-        dict(kind=FIXED, slot="bogus"),
-        dict(kind=FREE_SHIPPING),  # must take the shipping slot
-        dict(kind=FIXED, slot="shipping"),
-        dict(kind=FIXED, amount=-1),
-        dict(kind=FIXED, amount=1.0),
-        dict(kind=FIXED, amount=True),
-        dict(kind=PERCENT, bps=10_001),
-        dict(kind=PERCENT, bps=100, cap=-1),
+        (dict(kind="bogus"), "unknown coupon kind 'bogus'"),
+        (dict(kind=FIXED, slot="bogus"), "unknown coupon slot 'bogus'"),
+        (dict(kind=FREE_SHIPPING), "free shipping, and only it, takes the shipping slot"),
+        (dict(kind=FIXED, slot="shipping"), "free shipping, and only it, takes the shipping slot"),
+        (dict(kind=FIXED, amount=-1), "coupon amounts and rates are non-negative integers"),
+        (dict(kind=FIXED, amount=1.0), "coupon amounts and rates are non-negative integers"),
+        (dict(kind=FIXED, amount=True), "coupon amounts and rates are non-negative integers"),
+        (dict(kind=PERCENT, bps=10_001), "a percentage coupon takes at most 100 %"),
+        (dict(kind=PERCENT, bps=100, cap=-1), "coupon amounts and rates are non-negative integers"),
     ],
 )
-def test_malformed_offers_are_programming_errors(bad):
-    with pytest.raises(ValueError):
+def test_malformed_offers_are_programming_errors(bad, message):
+    with pytest.raises(ValueError) as excinfo:
         Offer(key=1, **bad)
+    assert str(excinfo.value) == message
+
+
+def test_what_an_offer_reaches_at_the_edges():
+    assert Offer(key=1, kind=FIXED, amount=5).reach(1) == 1
+    assert Offer(key=1, kind=FIXED, amount=5).reach(0) == 0
+    assert Offer(key=1, kind=FREE_SHIPPING, slot="shipping").reach(1000) == 0
+    assert Offer(key=1, kind=PERCENT, bps=10_000, cap=500).reach(300) == 300
+
+
+def test_a_stacking_error_says_why():
+    with pytest.raises(StackingError) as excinfo:
+        order_price(
+            lines=lines((1000, 1)),
+            offers=[Offer(key=1, kind=FIXED, amount=1), Offer(key=2, kind=PERCENT, bps=1)],
+        )
+    assert str(excinfo.value) == (
+        "At most one platform coupon, one exclusive code and one free-shipping coupon."
+    )
+
+
+def test_the_best_combination_passes_shipping_and_the_minimum_payable_on():
+    cart = lines((1000, 1))
+    ship = Offer(key="ship", kind=FREE_SHIPPING, slot="shipping")
+    big = Offer(key="big", kind=FIXED, amount=5000)
+    best = best_combination(lines=cart, offers=[ship, big], shipping_fee=600, min_payable=0)
+    assert [a.key for a in best.applied] == ["big", "ship"]
+    assert (best.shipping_fee, best.total, best.saved) == (0, 0, 1600)
+    plain = best_combination(lines=cart, offers=[big])
+    assert (plain.shipping_fee, plain.total) == (0, 1)  # defaults: no fee, 1 fen payable
+
+
+def test_among_equal_combinations_the_first_offered_wins():
+    cart = lines((1000, 1))
+    a = Offer(key="a", kind=FIXED, amount=100)
+    b = Offer(key="b", kind=FIXED, amount=100)
+    assert [x.key for x in best_combination(lines=cart, offers=[a, b]).applied] == ["a"]
+    assert [x.key for x in best_combination(lines=cart, offers=[b, a]).applied] == ["b"]
 
 
 @pytest.mark.parametrize(

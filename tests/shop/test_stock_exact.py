@@ -56,3 +56,36 @@ def test_release_adds_up_every_reservation_of_a_sku_without_a_savepoint():
     assert (stock_of(a), stock_of(b)) == (10, 10)
     assert set(order.reservations.values_list("status", flat=True)) == {"released"}
     assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_release_gives_flash_units_back_to_their_item_and_counts_them():
+    from shop.models import FlashItem, StockReservation
+    from tests.shop.factories_flash import flash_item
+
+    # given: an order holding one flash item twice (2 + 3 units, taken from its own stock) and
+    # one unit of a plain SKU
+    item = flash_item(stock=10)
+    FlashItem.objects.filter(pk=item.pk).update(remaining=5)
+    plain = SkuFactory(stock=10)
+    order = Order.objects.create(
+        number="T00000002",
+        customer=CustomerFactory(),
+        delivery_mode=Order.DeliveryMode.COURIER,
+        subtotal=0,
+        total=0,
+        payment_deadline=timezone.now() + timedelta(minutes=15),
+    )
+    expires = timezone.now() + timedelta(minutes=15)
+    for quantity in (2, 3):
+        StockReservation.objects.create(
+            sku=item.sku, flash_item=item, order=order, quantity=quantity, expires_at=expires
+        )
+    stock_reserve(order=order, lines=[(plain, 1)], expires_at=expires)
+    sku_before = stock_of(item.sku)
+    # when
+    released = stock_release(order=order)
+    # then: 6 units back: 5 to the flash item, 1 to the plain SKU, none to the flash item's SKU
+    assert released == 6
+    assert FlashItem.objects.values_list("remaining", flat=True).get(pk=item.pk) == 10
+    assert (stock_of(plain), stock_of(item.sku)) == (10, sku_before)
