@@ -194,3 +194,28 @@ def test_concurrent_expiry_sweeps_cancel_each_order_once():
     assert stock_of(sku) == 60
     assert Order.objects.filter(pk__in=[o.pk for o in orders], status="cancelled").count() == 30
     assert Notification.objects.filter(kind="order_cancelled").count() == 30
+
+
+def test_one_customer_racing_their_own_purchase_limit_gets_exactly_the_limit():
+    # given: a product limited to 2 units per customer, plenty of stock
+    from tests.factories import ProductFactory
+
+    sku = SkuFactory(stock=100, product=ProductFactory(purchase_limit=2))
+    point = quick_pickup_point()
+    customer = QuickCustomerFactory()
+    # when: 8 orders of 1 unit each by the same customer at once
+    results = run_in_threads(
+        8,
+        gated(
+            lambda i: order_create(
+                customer=customer,
+                lines=[(sku.pk, 1)],
+                delivery_mode="pickup",
+                pickup_point_id=point.pk,
+            )
+        ),
+    )
+    # then: the customer's row lock counts them one after the other
+    assert codes(results) == ["Order", "Order"] + ["purchase_limit_exceeded"] * 6
+    assert Order.objects.filter(customer=customer).count() == 2
+    assert stock_of(sku) == 98
