@@ -39,7 +39,6 @@ Rules chosen where the brief was silent:
 """
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,7 +46,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
@@ -56,7 +55,6 @@ from shop.error_codes import CatalogErrorCode, FlashErrorCode, OrderErrorCode
 from shop.models import (
     Customer,
     FlashItem,
-    FlashQuota,
     FlashSession,
     Order,
     Sku,
@@ -64,6 +62,14 @@ from shop.models import (
 )
 from shop.selectors.flash import LIVE, SCHEDULED, flash_topic, seconds_until, session_status
 from shop.services import orders
+from shop.services.flash_stock import (  # noqa: F401  (flash_release: part of this module's API)
+    _forget_short,
+    _refuse_known_short,
+    _remember_short,
+    flash_memo_clear,
+    flash_out_of_stock,
+    flash_release,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,51 +80,6 @@ MAX_PER_CUSTOMER = 999
 COUNTDOWN_WINDOW = timedelta(minutes=10)
 COUNTDOWN_EVERY_SECONDS = 60
 ANNOUNCE_WINDOW = timedelta(minutes=10)
-SHORT_MEMO_SECONDS = 1  # 0 disables the memo
-
-# flash item id -> (units seen, monotonic expiry); process-local like shop.services.stock's memo
-# (see there): refusing a sold-out item must cost less than any round trip.
-_short_memo: dict[int, tuple[int, float]] = {}
-
-
-# --- the short-stock memo -------------------------------------------------------------------------
-def flash_out_of_stock(*, item_id: int, available: int) -> Conflict:
-    return Conflict(
-        "This flash sale item is sold out.",
-        code=CatalogErrorCode.OUT_OF_STOCK,
-        details={"item_id": item_id, "available": max(available, 0)},
-    )
-
-
-def _refuse_known_short(item_id: int, quantity: int) -> None:
-    seen = _short_memo.get(item_id)
-    if seen is None:
-        return
-    available, expires = seen
-    if expires <= time.monotonic():
-        _short_memo.pop(item_id, None)
-    elif quantity > available:
-        raise flash_out_of_stock(item_id=item_id, available=available)
-
-
-def _remember_short(item_id: int, available: int) -> None:
-    if SHORT_MEMO_SECONDS:
-        _short_memo[item_id] = (max(available, 0), time.monotonic() + SHORT_MEMO_SECONDS)
-
-
-def _forget_short(item_ids: list[int]) -> None:
-    """Units came back to these items: forget the memo now and again after commit."""
-
-    def forget() -> None:
-        for item_id in item_ids:
-            _short_memo.pop(item_id, None)
-
-    forget()
-    transaction.on_commit(forget)
-
-
-def flash_memo_clear() -> None:
-    _short_memo.clear()
 
 
 # --- staff: sessions and items ----------------------------------------------------------------
@@ -505,30 +466,6 @@ def flash_order_create(
         payment_ttl=item.session.payment_ttl,
         reserve=reserve,
     )
-
-
-def flash_release(*, order: Order) -> None:
-    """The order was cancelled or expired: give its flash units back to the customer's quota
-    (its flash stock comes back through ``stock_release``, like SKU stock, just before this, in
-    the same transaction under the order's lock, so this runs once per order)."""
-    released = (
-        StockReservation.objects.filter(
-            order=order, flash_item__isnull=False, status=StockReservation.Status.RELEASED
-        )
-        .values_list("flash_item_id")
-        .annotate(units=Sum("quantity"))
-        .order_by("flash_item_id")
-    )
-    item_ids = []
-    for item_id, units in released:
-        item_ids.append(item_id)
-        given_back = FlashQuota.objects.filter(
-            item_id=item_id, customer_id=order.customer_id, units__gte=units
-        ).update(units=F("units") - units)
-        if not given_back:
-            logger.error("flash quota of item %s short on releasing order %s", item_id, order.pk)
-    if item_ids:
-        _forget_short(item_ids)
 
 
 # --- the session topic --------------------------------------------------------------------------

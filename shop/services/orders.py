@@ -47,7 +47,7 @@ from shop.models import (
     Refund,
     Sku,
 )
-from shop.services import coupons, flash, pricing
+from shop.services import coupons, flash_stock, pricing
 from shop.services.pricing import Offer, PricingLine
 from shop.services.stock import (
     out_of_stock,
@@ -572,7 +572,7 @@ def _cancel(order: Order, *, reason: str, now: datetime, actor: User | None = No
     stock_release(order=order)
     coupons.coupons_release(order=order)
     if order.source == Order.Source.FLASH_SALE:
-        flash.flash_release(order=order)
+        flash_stock.flash_release(order=order)
     events.order_cancelled(order)
     if reason != "customer":
         expired = reason == "expired"
