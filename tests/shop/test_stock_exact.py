@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.errors import ApplicationError
 from shop.models import Order
 from shop.services.stock import out_of_stock, stock_release, stock_reserve, stock_restore
 from tests.factories import CustomerFactory, SkuFactory
@@ -89,3 +90,81 @@ def test_release_gives_flash_units_back_to_their_item_and_counts_them():
     assert released == 6
     assert FlashItem.objects.values_list("remaining", flat=True).get(pk=item.pk) == 10
     assert (stock_of(plain), stock_of(item.sku)) == (10, sku_before)
+
+
+@pytest.mark.django_db
+def test_the_short_memo_looks_at_every_sku_of_the_order():
+    from shop.services import stock
+
+    stock.stock_memo_clear()
+    try:
+        stock.stock_remember_short(sku_id=20, available=1)
+        # sku 10 (first in id order) is not in the memo: the check must go on to sku 20
+        with pytest.raises(ApplicationError) as excinfo:
+            stock.stock_refuse_known_short(quantities={10: 1, 20: 2})
+        assert (excinfo.value.code, excinfo.value.details) == (
+            "out_of_stock",
+            {"sku_id": 20, "available": 1},
+        )
+    finally:
+        stock.stock_memo_clear()
+
+
+def test_a_memo_entry_is_dropped_at_its_expiry_exactly(monkeypatch):
+    from shop.services import stock
+
+    stock.stock_memo_clear()
+    clock = [100.0]
+    monkeypatch.setattr(stock.time, "monotonic", lambda: clock[0])
+    try:
+        stock.stock_remember_short(sku_id=7, available=0)
+        assert stock._short_memo[7] == (0, 100.0 + stock.SHORT_MEMO_SECONDS)
+        clock[0] = 100.0 + stock.SHORT_MEMO_SECONDS  # the very moment it expires
+        stock.stock_refuse_known_short(quantities={7: 1})  # no longer refused
+        assert 7 not in stock._short_memo
+    finally:
+        monkeypatch.undo()
+        stock.stock_memo_clear()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("quantity", [0, -2])
+def test_reserving_nothing_is_a_bug(quantity):
+    sku = SkuFactory(stock=5)
+    order = Order.objects.create(
+        number="T00000003",
+        customer=CustomerFactory(),
+        delivery_mode=Order.DeliveryMode.COURIER,
+        subtotal=0,
+        total=0,
+        payment_deadline=timezone.now() + timedelta(minutes=15),
+    )
+    with pytest.raises(ValueError, match=r"^reserved quantities must be positive$"):
+        stock_reserve(order=order, lines=[(sku, quantity)], expires_at=timezone.now())
+    assert stock_of(sku) == 5
+
+
+@pytest.mark.django_db
+def test_commit_turns_only_active_reservations_into_committed():
+    from shop.models import StockReservation
+    from shop.services.stock import stock_commit
+
+    sku = SkuFactory(stock=10)
+    order = Order.objects.create(
+        number="T00000004",
+        customer=CustomerFactory(),
+        delivery_mode=Order.DeliveryMode.COURIER,
+        subtotal=0,
+        total=0,
+        payment_deadline=timezone.now() + timedelta(minutes=15),
+    )
+    expires = timezone.now() + timedelta(minutes=15)
+    released = StockReservation.objects.create(
+        sku=sku, order=order, quantity=1, expires_at=expires, status="released"
+    )
+    active = StockReservation.objects.create(sku=sku, order=order, quantity=2, expires_at=expires)
+    assert stock_commit(order=order) == 1
+    assert dict(StockReservation.objects.values_list("pk", "status")) == {
+        released.pk: "released",
+        active.pk: "committed",
+    }
