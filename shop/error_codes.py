@@ -93,6 +93,22 @@ class CouponErrorCode(ErrorCode):
     COUPON_CODE_RATE_LIMITED = "coupon_code_rate_limited", 429
 
 
+# What choosing how an order is delivered can be refused with (order create, flash order create,
+# checkout preview): one list, so the operations document the same codes.
+DELIVERY_ERROR_CODES = (
+    OrderErrorCode.INVALID_DELIVERY_MODE,
+    OrderErrorCode.COMMUNITY_NOT_FOUND,
+    OrderErrorCode.COMMUNITY_INACTIVE,
+    OrderErrorCode.COMMUNITY_REQUIRED,
+    OrderErrorCode.COMMUNITY_HAS_NO_LEADER,
+    OrderErrorCode.PICKUP_POINT_REQUIRED,
+    OrderErrorCode.PICKUP_POINT_UNAVAILABLE,
+    OrderErrorCode.PICKUP_POINT_NOT_IN_COMMUNITY,
+    OrderErrorCode.ADDRESS_REQUIRED,
+    OrderErrorCode.ADDRESS_NOT_FOUND,
+)
+
+
 class PickupErrorCode(ErrorCode):
     """Pickup codes: showing one, redeeming one at the pickup point."""
 

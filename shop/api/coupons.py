@@ -15,7 +15,12 @@ from ninja.responses import Status
 
 from core.errors import ApplicationError
 from core.http import bearer_auth, errors, examples, idempotent, require_perm, staff_auth
-from shop.error_codes import CouponErrorCode, CustomerErrorCode, OrderErrorCode
+from shop.error_codes import (
+    DELIVERY_ERROR_CODES,
+    CouponErrorCode,
+    CustomerErrorCode,
+    OrderErrorCode,
+)
 from shop.models import CustomerCoupon
 from shop.schemas.coupons import (
     CentreCouponOut,
@@ -238,16 +243,7 @@ def _priced(preview: selectors.Preview, priced: Pricing) -> dict[str, Any]:
     OrderErrorCode.SKU_NOT_FOUND,
     OrderErrorCode.PRODUCT_UNAVAILABLE,
     *CHECKOUT_COUPON_CODES,
-    OrderErrorCode.INVALID_DELIVERY_MODE,
-    OrderErrorCode.COMMUNITY_NOT_FOUND,
-    OrderErrorCode.COMMUNITY_INACTIVE,
-    OrderErrorCode.COMMUNITY_REQUIRED,
-    OrderErrorCode.COMMUNITY_HAS_NO_LEADER,
-    OrderErrorCode.PICKUP_POINT_REQUIRED,
-    OrderErrorCode.PICKUP_POINT_UNAVAILABLE,
-    OrderErrorCode.PICKUP_POINT_NOT_IN_COMMUNITY,
-    OrderErrorCode.ADDRESS_REQUIRED,
-    OrderErrorCode.ADDRESS_NOT_FOUND,
+    *DELIVERY_ERROR_CODES,
 )
 def checkout_preview(request: HttpRequest, payload: PreviewIn):
     customer = customer_of(request.auth)

@@ -9,6 +9,7 @@ from ninja.responses import Status
 from core.http import bearer_auth, errors, examples, idempotent, micro_cache
 from shop.api import examples as response_examples
 from shop.error_codes import (
+    DELIVERY_ERROR_CODES,
     CatalogErrorCode,
     CustomerErrorCode,
     FlashErrorCode,
@@ -100,16 +101,7 @@ def flash_session_detail(request: HttpRequest, session_id: int):
     OrderErrorCode.PURCHASE_LIMIT_EXCEEDED,
     OrderErrorCode.INVALID_QUANTITY,
     OrderErrorCode.PRODUCT_UNAVAILABLE,
-    OrderErrorCode.INVALID_DELIVERY_MODE,
-    OrderErrorCode.COMMUNITY_NOT_FOUND,
-    OrderErrorCode.COMMUNITY_INACTIVE,
-    OrderErrorCode.COMMUNITY_REQUIRED,
-    OrderErrorCode.COMMUNITY_HAS_NO_LEADER,
-    OrderErrorCode.PICKUP_POINT_REQUIRED,
-    OrderErrorCode.PICKUP_POINT_UNAVAILABLE,
-    OrderErrorCode.PICKUP_POINT_NOT_IN_COMMUNITY,
-    OrderErrorCode.ADDRESS_REQUIRED,
-    OrderErrorCode.ADDRESS_NOT_FOUND,
+    *DELIVERY_ERROR_CODES,
 )
 @idempotent
 def flash_order_create(request: HttpRequest, payload: FlashOrderIn):

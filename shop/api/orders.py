@@ -21,6 +21,7 @@ from core.http import (
 from shop.api import examples as response_examples
 from shop.api.coupons import CHECKOUT_COUPON_CODES, guard_code_guesses
 from shop.error_codes import (
+    DELIVERY_ERROR_CODES,
     CatalogErrorCode,
     CustomerErrorCode,
     OrderErrorCode,
@@ -113,16 +114,7 @@ def _refund_view(refund_id: int) -> RefundOut:
     CatalogErrorCode.OUT_OF_STOCK,
     OrderErrorCode.PURCHASE_LIMIT_EXCEEDED,
     *CHECKOUT_COUPON_CODES,
-    OrderErrorCode.INVALID_DELIVERY_MODE,
-    OrderErrorCode.COMMUNITY_NOT_FOUND,
-    OrderErrorCode.COMMUNITY_INACTIVE,
-    OrderErrorCode.COMMUNITY_REQUIRED,
-    OrderErrorCode.COMMUNITY_HAS_NO_LEADER,
-    OrderErrorCode.PICKUP_POINT_REQUIRED,
-    OrderErrorCode.PICKUP_POINT_UNAVAILABLE,
-    OrderErrorCode.PICKUP_POINT_NOT_IN_COMMUNITY,
-    OrderErrorCode.ADDRESS_REQUIRED,
-    OrderErrorCode.ADDRESS_NOT_FOUND,
+    *DELIVERY_ERROR_CODES,
 )
 @idempotent
 def order_create(request: HttpRequest, payload: OrderCreateIn):
