@@ -24,15 +24,17 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db import connection, transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import User
 from core.notifications import notify
+from core.rows import columns, insert_rows, instance_from, width
 from shop import events, locks
 from shop.error_codes import OrderErrorCode, PickupErrorCode
 from shop.models import (
@@ -139,16 +141,32 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
     return dict(merged)
 
 
-def _load_skus(quantities: dict[int, int], *, check_stock: bool = True) -> list[Sku]:
-    """One plain read (no transaction) of the SKUs with their products. It refuses unknown,
-    off-sale and sold-out SKUs before any write; the conditional update stays the real guard."""
-    restricted = Product.communities.through.objects.filter(product_id=OuterRef("product_id"))
-    skus: list[Sku] = list(
-        Sku.objects.select_related("product")
-        .annotate(community_restricted=Exists(restricted))
-        .filter(pk__in=quantities)
-        .order_by("pk")
+@cache
+def _skus_sql() -> str:
+    sku, product = Sku._meta.db_table, Product._meta.db_table
+    offered_in = Product.communities.through._meta.db_table
+    return (
+        f"SELECT {columns(Sku, 's')}, {columns(Product, 'p')}, "  # noqa: S608 (names from models)
+        f"EXISTS (SELECT 1 FROM {offered_in} r WHERE r.product_id = s.product_id) "
+        f"FROM {sku} s JOIN {product} p ON p.id = s.product_id "
+        "WHERE s.id = ANY(%s) ORDER BY s.id"
     )
+
+
+def _load_skus(quantities: dict[int, int], *, check_stock: bool = True) -> list[Sku]:
+    """One plain read (no transaction) of the SKUs with their products (hand-written: it runs in
+    every checkout, see core/rows.py). It refuses unknown, off-sale and sold-out SKUs before any
+    write; the conditional update stays the real guard."""
+    with connection.cursor() as cursor:
+        cursor.execute(_skus_sql(), [list(quantities)])
+        rows = cursor.fetchall()
+    skus: list[Sku] = []
+    split = width(Sku)
+    for row in rows:
+        sku = instance_from(Sku, row[:split])
+        Sku.product.field.set_cached_value(sku, instance_from(Product, row[split:-1]))
+        sku.community_restricted = row[-1]  # type: ignore[attr-defined]
+        skus.append(sku)
     missing = sorted(set(quantities) - {sku.pk for sku in skus})
     if missing:
         raise NotFound(
@@ -177,6 +195,19 @@ def _active_community(community_id: int) -> Community:
     if not community.is_active:
         raise InvalidInput("This community is not active.", code=OrderErrorCode.COMMUNITY_INACTIVE)
     return community
+
+
+@cache
+def _address_sql() -> str:
+    table = Address._meta.db_table
+    return f"SELECT {columns(Address, 'a')} FROM {table} a WHERE a.id = %s AND a.customer_id = %s"  # noqa: S608
+
+
+def _customer_address(*, customer_id: int, address_id: int) -> Address | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_address_sql(), [address_id, customer_id])
+        row = cursor.fetchone()
+    return None if row is None else instance_from(Address, row)
 
 
 def _resolve_delivery(
@@ -234,7 +265,7 @@ def _resolve_delivery(
                     code=OrderErrorCode.COMMUNITY_HAS_NO_LEADER,
                 )
         if address_id is not None:
-            found = Address.objects.filter(pk=address_id, customer=customer).first()
+            found = _customer_address(customer_id=customer.pk, address_id=address_id)
             if found is None:
                 raise NotFound("Address not found.", code=OrderErrorCode.ADDRESS_NOT_FOUND)
             address = found.snapshot()
@@ -425,7 +456,7 @@ def order_create(
     deadline = now + ttl
     with transaction.atomic():
         _check_purchase_limits(customer=customer, skus=skus, quantities=quantities)
-        order = Order.objects.create(
+        order = Order(
             number=_new_number(now),
             customer=customer,
             community=community,
@@ -443,23 +474,26 @@ def order_create(
             note=note,
             payment_deadline=deadline,
         )
+        insert_rows([order])
         order_event_record(order=order, kind=Kind.PLACED, from_status="", actor=customer.user)
-        OrderLine.objects.bulk_create(
-            OrderLine(
-                order=order,
-                sku=sku,
-                product_title=sku.product.title,
-                sku_code=sku.code,
-                sku_attributes=sku.attributes,
-                list_unit_price=line.list_unit_price,
-                unit_price=line.unit_price,
-                quantity=line.quantity,
-                discount=discount,
-                line_total=line_total,
-            )
-            for sku, line, discount, line_total in zip(
-                skus, pricing_lines, priced.line_discounts, priced.line_totals, strict=True
-            )
+        insert_rows(
+            [
+                OrderLine(
+                    order=order,
+                    sku=sku,
+                    product_title=sku.product.title,
+                    sku_code=sku.code,
+                    sku_attributes=sku.attributes,
+                    list_unit_price=line.list_unit_price,
+                    unit_price=line.unit_price,
+                    quantity=line.quantity,
+                    discount=discount,
+                    line_total=line_total,
+                )
+                for sku, line, discount, line_total in zip(
+                    skus, pricing_lines, priced.line_discounts, priced.line_totals, strict=True
+                )
+            ]
         )
         if priced.applied:
             coupons.coupons_lock(order=order, pricing=priced, offers=offers)

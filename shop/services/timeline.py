@@ -6,6 +6,7 @@ no user is the system (sweeps, provider webhooks).
 """
 
 from core.models import User
+from core.rows import insert_rows
 from shop.models import Order, OrderEvent, Payment, Refund
 
 Kind = OrderEvent.Kind
@@ -33,7 +34,7 @@ def order_event_record(
     amount: int | None = None,
 ) -> OrderEvent:
     payment_id = payment.pk if isinstance(payment, Payment) else payment
-    return OrderEvent.objects.create(
+    event = OrderEvent(
         order_id=order.pk,
         kind=kind,
         actor=actor,
@@ -45,3 +46,5 @@ def order_event_record(
         refund=refund,
         amount=amount,
     )
+    insert_rows([event])
+    return event

@@ -764,7 +764,7 @@ def test_the_scope_query_names_the_scope_tables_of_the_model():
         )
 
 
-def test_checkout_reads_a_coupon_and_its_whole_scope_in_two_queries(django_assert_num_queries):
+def test_checkout_reads_a_coupon_and_its_whole_scope_in_one_query(django_assert_num_queries):
     from shop.services.coupons import checkout_offers
     from shop.services.pricing import PricingLine
     from tests.factories import CommunityFactory, SkuFactory
@@ -785,7 +785,7 @@ def test_checkout_reads_a_coupon_and_its_whole_scope_in_two_queries(django_asser
     )
     from django.utils import timezone
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):
         [offer] = checkout_offers(
             customer=customer,
             community=community,
