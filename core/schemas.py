@@ -5,7 +5,14 @@ from typing import Annotated, Any
 
 from django.utils import timezone
 from ninja import Field, Schema
-from pydantic import AfterValidator, BeforeValidator, Strict, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 # --- Strict input types ----------------------------------------------------------------------
@@ -19,6 +26,16 @@ StrictBool = Annotated[bool, Strict()]
 Id = StrictInt
 Quantity = StrictInt
 Fen = StrictInt  # money: integer minor units
+
+
+class BodyIn(Schema):
+    """A request body (or an object inside one): exactly the fields the OpenAPI document names.
+    A key it does not name is refused (422 ``validation_error``, the field's ``type``
+    ``extra_forbidden``) instead of being dropped: ``{"coupon_id": 5}`` for ``coupon_ids`` would
+    otherwise place the order without the coupon, and a mistyped PATCH field would answer 200
+    having changed nothing. The OpenAPI document says so (``additionalProperties: false``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _json_number(value: Any) -> Any:
@@ -106,11 +123,11 @@ class TokenPairOut(Schema):
     refresh_expires_at: datetime
 
 
-class RefreshIn(Schema):
+class RefreshIn(BodyIn):
     refresh_token: str = Field(..., min_length=1, max_length=200)
 
 
-class StaffLoginIn(Schema):
+class StaffLoginIn(BodyIn):
     username: str = Field(..., min_length=1, max_length=150)
     password: str = Field(..., min_length=1, max_length=200)
 
@@ -138,7 +155,7 @@ class NotificationPageOut(Schema):
     unread_count: int
 
 
-class MarkReadIn(Schema):
+class MarkReadIn(BodyIn):
     ids: list[Id] | None = Field(None, max_length=500)
     up_to: Id | None = Field(None, ge=0, description="Mark every notification with id <= up_to.")
 
@@ -147,7 +164,7 @@ class MarkedOut(Schema):
     marked: int
 
 
-class AnnouncementIn(Schema):
+class AnnouncementIn(BodyIn):
     title: str = Field(..., min_length=1, max_length=200)
     body: str = Field("", max_length=5000)
     send_at: DateTimeIn | None = Field(None, description="Default: now (sent by the next sweep).")

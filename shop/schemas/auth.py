@@ -1,9 +1,9 @@
-from ninja import Field, Schema
+from ninja import Field
 
-from core.schemas import TokenPairOut
+from core.schemas import BodyIn, TokenPairOut
 
 
-class WechatLoginIn(Schema):
+class WechatLoginIn(BodyIn):
     code: str = Field(..., min_length=1, max_length=128, description="The code from wx.login()")
 
 

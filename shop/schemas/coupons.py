@@ -4,7 +4,7 @@ from typing import Any, Literal
 from django.utils import timezone
 from ninja import Field, Schema
 
-from core.schemas import DateTimeIn, Fen, Id, StrictBool, StrictInt, trimmed
+from core.schemas import BodyIn, DateTimeIn, Fen, Id, StrictBool, StrictInt, trimmed
 from shop.schemas.orders import DeliveryMode, OrderLineIn
 from shop.selectors.coupons import coupon_state
 
@@ -21,7 +21,7 @@ MAX_CHECKOUT_COUPONS = 5
 Name = trimmed(min_length=1, max_length=100)
 
 
-class TierSchema(Schema):
+class TierSchema(BodyIn):
     threshold: Fen = Field(..., ge=1, le=MAX_FEN, description="Spend at least this (fen)...")
     off: Fen = Field(..., ge=1, le=MAX_FEN, description="...to take this off (fen).")
 
@@ -93,7 +93,7 @@ class MyCouponOut(Schema):
         return obj.code.code if obj.code_id else None
 
 
-class PreviewIn(Schema):
+class PreviewIn(BodyIn):
     lines: list[OrderLineIn] = Field(..., min_length=1, max_length=50)
     delivery_mode: DeliveryMode
     community_id: Id | None = None
@@ -162,7 +162,7 @@ class PreviewOut(Schema):
 
 
 # --- staff -------------------------------------------------------------------------------------
-class TemplateCreateIn(Schema):
+class TemplateCreateIn(BodyIn):
     name: Name
     description: str = Field("", max_length=500)
     kind: CouponKind
@@ -219,7 +219,7 @@ class TemplateOut(CouponTermsOut):
         return sorted(s.pk for s in obj.skus.all())
 
 
-class TemplateStatusIn(Schema):
+class TemplateStatusIn(BodyIn):
     status: Literal["active", "paused", "ended"]
 
 
@@ -228,7 +228,7 @@ class TemplateFilter(Schema):
     channel: CouponChannel | None = None
 
 
-class IssuanceCreateIn(Schema):
+class IssuanceCreateIn(BodyIn):
     segment: Segment
     community_id: Id | None = Field(None, description="Segment community.")
     product_id: Id | None = Field(None, description="Segment bought_product.")
@@ -253,7 +253,7 @@ class IssuanceOut(Schema):
     finished_at: datetime | None
 
 
-class CompensateIn(Schema):
+class CompensateIn(BodyIn):
     template_id: Id
     reason: str = Field("", max_length=200)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import StringConstraints, field_validator
 
-from core.schemas import Id, StrictBool, json_number, trimmed
+from core.schemas import BodyIn, Id, StrictBool, json_number, trimmed
 
 # Text is checked as sent, then trimmed (core.schemas.trimmed): what the OpenAPI document says.
 Name = trimmed(min_length=1, max_length=100)
@@ -41,14 +41,14 @@ class ProfileOut(Schema):
     created_at: datetime
 
 
-class ProfilePatchIn(Schema):
+class ProfilePatchIn(BodyIn):
     nickname: Text64 | None = None
     avatar_url: AvatarUrl | None = Field(None, description='An http(s) URL; "" clears it')
     phone: OptionalPhone | None = Field(None, description='"" clears it')
 
 
 # --- Addresses -------------------------------------------------------------------------------
-class AddressIn(Schema):
+class AddressIn(BodyIn):
     recipient_name: Text64
     phone: Phone
     province: Text64
@@ -130,7 +130,7 @@ class MembershipOut(Schema):
     created: bool = Field(..., description="False when the customer was already a member")
 
 
-class CommunityCreateIn(Schema):
+class CommunityCreateIn(BodyIn):
     name: Name
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
     is_active: StrictBool = True
@@ -140,17 +140,17 @@ class CommunityCreateIn(Schema):
 # PATCH bodies: a field left out is not changed. Those that cannot be cleared are typed without
 # ``| None`` (their default is never validated), so the document does not offer null for them and
 # the server refuses it in the same words.
-class CommunityPatchIn(Schema):
+class CommunityPatchIn(BodyIn):
     name: Name = None
     description: Annotated[str, StringConstraints(max_length=5000)] = None
     is_active: StrictBool = None
 
 
-class LeaderIn(Schema):
+class LeaderIn(BodyIn):
     customer_id: Id | None = Field(..., ge=1, description="null removes the leader")
 
 
-class PickupPointIn(Schema):
+class PickupPointIn(BodyIn):
     name: Name
     address: Text255
     opening_hours: OpeningHours = ""
@@ -162,7 +162,7 @@ class PickupPointIn(Schema):
     _round = field_validator("latitude", "longitude")(_microdegrees)
 
 
-class PickupPointPatchIn(Schema):
+class PickupPointPatchIn(BodyIn):
     name: Name = None
     address: Text255 = None
     opening_hours: OpeningHours = None

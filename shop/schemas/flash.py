@@ -3,7 +3,7 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from core.schemas import Id, Quantity
+from core.schemas import BodyIn, Id, Quantity
 from shop.models import FlashItem
 from shop.schemas.orders import DeliveryMode
 
@@ -80,7 +80,7 @@ class FlashSessionDetailOut(FlashSessionOut):
     )
 
 
-class FlashOrderIn(Schema):
+class FlashOrderIn(BodyIn):
     item_id: Id
     quantity: Quantity = Field(1, ge=1, le=999)
     delivery_mode: DeliveryMode

@@ -3,7 +3,7 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from core.schemas import DateTimeIn, Fen, Id, Quantity, StrictBool
+from core.schemas import BodyIn, DateTimeIn, Fen, Id, Quantity, StrictBool
 
 OrderStatus = Literal[
     "pending_payment",
@@ -19,12 +19,12 @@ OrderSource = Literal["normal", "flash_sale", "group_buy", "bargain", "chain_sig
 RefundStatus = Literal["requested", "approved", "succeeded", "rejected", "failed"]
 
 
-class OrderLineIn(Schema):
+class OrderLineIn(BodyIn):
     sku_id: Id
     quantity: Quantity = Field(..., ge=1, le=999)
 
 
-class OrderCreateIn(Schema):
+class OrderCreateIn(BodyIn):
     lines: list[OrderLineIn] = Field(
         ..., min_length=1, max_length=50, description="The same SKU twice is merged into one line."
     )
@@ -116,16 +116,16 @@ class StaffOrderFilter(Schema):
     created_to: DateTimeIn | None = None
 
 
-class PickupVerifyIn(Schema):
+class PickupVerifyIn(BodyIn):
     code: str = Field(..., min_length=1, max_length=16)
 
 
-class RefundLineIn(Schema):
+class RefundLineIn(BodyIn):
     order_line_id: Id
     quantity: Quantity = Field(..., ge=1, le=999)
 
 
-class RefundRequestIn(Schema):
+class RefundRequestIn(BodyIn):
     lines: list[RefundLineIn] | None = Field(
         None, min_length=1, max_length=50, description="Refund these units (or give `amount`)."
     )
@@ -141,7 +141,7 @@ class RefundIssueIn(RefundRequestIn):
     )
 
 
-class RefundRejectIn(Schema):
+class RefundRejectIn(BodyIn):
     note: str = Field("", max_length=500)
 
 

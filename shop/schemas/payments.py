@@ -3,6 +3,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
+from core.schemas import BodyIn
 from shop.models import Payment
 
 
@@ -43,7 +44,7 @@ class PaymentOut(Schema):
         return f"/api/v1/payments/{obj.id}/confirm"
 
 
-class SandboxConfirmIn(Schema):
+class SandboxConfirmIn(BodyIn):
     outcome: Literal["succeed", "fail"] = Field(
         "succeed", description="`fail` simulates a declined payment"
     )

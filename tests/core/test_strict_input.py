@@ -401,3 +401,79 @@ def test_null_for_a_field_that_cannot_be_cleared_is_refused_like_any_wrong_type(
     error = assert_error(response, 422, "validation_error")
     assert [(f["path"], f["type"]) for f in error["details"]["fields"]] == [("name", "string_type")]
     assert db_snapshot() == before
+
+
+# --- A body has exactly the schema's keys ----------
+def test_a_key_the_schema_does_not_name_is_refused_and_places_nothing(shopper, customer):
+    """``coupon_id`` for ``coupon_ids`` would otherwise place the order without the coupon."""
+    sku = SkuFactory(stock=5)
+    point = quick_pickup_point()
+    before = db_snapshot()
+
+    response = shopper.post(
+        f"{API}/orders",
+        json={
+            "lines": [{"sku_id": sku.pk, "quantity": 1, "price": 1}],
+            "delivery_mode": "pickup",
+            "pickup_point_id": point.pk,
+            "coupon_id": 5,
+        },
+    )
+
+    error = assert_error(response, 422, "validation_error")
+    assert sorted((f["path"], f["in"], f["type"]) for f in error["details"]["fields"]) == [
+        ("coupon_id", "body", "extra_forbidden"),
+        ("lines.0.price", "body", "extra_forbidden"),
+    ]
+    assert Order.objects.count() == 0
+    assert db_snapshot() == before
+
+
+def test_a_mistyped_patch_field_is_refused_instead_of_answering_200_unchanged(shopper, customer):
+    before = db_snapshot()
+
+    response = shopper.patch(f"{API}/me/profile", json={"nick_name": "typo"})
+
+    error = assert_error(response, 422, "validation_error")
+    assert [(f["path"], f["type"]) for f in error["details"]["fields"]] == [
+        ("nick_name", "extra_forbidden")
+    ]
+    assert db_snapshot() == before
+
+
+def test_the_openapi_document_says_every_request_body_takes_no_other_keys():
+    from config.api import api
+
+    document = api.get_openapi_schema()
+    components = document["components"]["schemas"]
+
+    def objects_under(schema, seen):
+        """Every object schema reachable from ``schema`` (through $ref, items, anyOf, ...)."""
+        if isinstance(schema, dict):
+            ref = schema.get("$ref")
+            if ref:
+                name = ref.rsplit("/", 1)[1]
+                if name not in seen:
+                    seen.add(name)
+                    yield name, components[name]
+                    yield from objects_under(components[name], seen)
+            for key, value in schema.items():
+                if key in {"properties", "$defs"}:
+                    for inner in value.values():
+                        yield from objects_under(inner, seen)
+                elif key in {"items", "additionalProperties", "anyOf", "allOf", "oneOf"}:
+                    yield from objects_under(value, seen)
+        elif isinstance(schema, list):
+            for item in schema:
+                yield from objects_under(item, seen)
+
+    bodies = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                for name, schema in objects_under(media["schema"], set()):
+                    if schema.get("type") == "object" and "properties" in schema:
+                        bodies[name] = (method.upper(), path, schema.get("additionalProperties"))
+    assert len(bodies) >= 20
+    assert {name: where for name, where in bodies.items() if where[2] is not False} == {}

@@ -12,7 +12,7 @@ from django.test import override_settings
 from core.errors import ApplicationError
 from core.models import Notification, OutboxEvent
 from shop import events
-from shop.models import Order, OrderEvent, StockReservation
+from shop.models import Order, OrderEvent, Sku, StockReservation
 from shop.services.orders import (
     order_cancel,
     order_fulfil,
@@ -241,8 +241,9 @@ def subscribed():
 
 
 def test_a_customer_cannot_set_a_campaign_price_through_the_api(client_for):
-    """The order API's body has no source, source_ref, unit_prices, payment_ttl or hold: keys
-    outside the schema are never applied."""
+    """The order API's body has no source, source_ref, unit_prices, payment_ttl or hold: a body
+    carrying them is refused, each key named, and nothing is placed; without them the same
+    order is placed at the list price."""
     customer = QuickCustomerFactory()
     sku = SkuFactory(price=1990, stock=10)
     point = quick_pickup_point()
@@ -251,12 +252,23 @@ def test_a_customer_cannot_set_a_campaign_price_through_the_api(client_for):
         "lines": [{"sku_id": sku.pk, "quantity": 1}],
         "delivery_mode": "pickup",
         "pickup_point_id": point.pk,
+    }
+    flow_only = {
         "unit_prices": {str(sku.pk): 1},
         "source": "flash_sale",
         "source_ref": 1,
         "payment_ttl": 999999,
         "hold_fulfilment": True,
     }
+    response = client.post("/api/v1/orders", json={**body, **flow_only})
+    assert response.status_code == 422, response.content
+    fields = response.json()["error"]["details"]["fields"]
+    assert {(f["path"], f["type"]) for f in fields} == {
+        (key, "extra_forbidden") for key in flow_only
+    }
+    assert not Order.objects.exists()
+    assert Sku.objects.get(pk=sku.pk).stock == 10
+
     response = client.post("/api/v1/orders", json=body)
     assert response.status_code == 201, response.content
     order = Order.objects.get()
