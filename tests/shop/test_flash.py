@@ -22,7 +22,7 @@ from shop.services.orders import order_cancel, orders_expire_due
 from tests.db_snapshot import db_snapshot
 from tests.factories import SkuFactory
 from tests.shop.factories_flash import buy, flash_item, quota_of, remaining_of, sku_stock
-from tests.shop.factories_orders import QuickCustomerFactory, pay, quick_pickup_point
+from tests.shop.factories_orders import QuickCustomerFactory, pay, place, quick_pickup_point
 from tests.test_openapi_errors import assert_documented
 
 pytestmark = pytest.mark.django_db
@@ -225,6 +225,47 @@ def test_a_paid_flash_order_keeps_its_units_and_quota():
     assert quota_of(item, customer) == 1
     assert StockReservation.objects.get(order=order).status == StockReservation.Status.COMMITTED
     assert code_of(lambda: buy(item, customer)) == "purchase_limit_exceeded"
+
+
+def _two_items_one_customer(cap: int = 2):
+    """A customer holding 1 unit of item ``a`` (order ``first``) and 2 of item ``b``."""
+    a, b = flash_item(stock=5, cap=cap), flash_item(stock=5, cap=cap)
+    customer = QuickCustomerFactory()
+    first = buy(a, customer)
+    buy(b, customer, quantity=2)
+    return a, b, customer, first
+
+
+def test_releasing_gives_back_only_that_orders_units_of_that_item(caplog):
+    a, b, customer, first = _two_items_one_customer()
+
+    order_cancel(order_id=first.pk, customer=customer)
+
+    assert (quota_of(a, customer), quota_of(b, customer)) == (0, 2)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_release_counts_released_flash_reservations_only(caplog):
+    a, _b, customer, first = _two_items_one_customer()
+    normal = place(customer)
+
+    flash.flash_release(order=first)  # its reservation is still active: nothing to give back
+    assert quota_of(a, customer) == 1
+    order_cancel(order_id=normal.pk, customer=customer)  # SKU reservations only
+    assert quota_of(a, customer) == 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_quota_short_of_the_released_units_is_logged_and_left_alone(caplog):
+    a, _b, customer, first = _two_items_one_customer()
+    FlashQuota.objects.filter(item=a, customer=customer).update(units=0)
+
+    order_cancel(order_id=first.pk, customer=customer)
+
+    assert quota_of(a, customer) == 0
+    assert remaining_of(a) == 5  # the units still went back to the item
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"flash quota of item {a.pk} short on releasing order {first.pk}"]
 
 
 # --- staff helpers --------------------------------------------------------------------------------
