@@ -9,8 +9,8 @@ _LINE = {
     "list_unit_price": 1290,
     "unit_price": 1290,
     "quantity": 2,
-    "discount": 0,
-    "line_total": 2580,
+    "discount": 300,
+    "line_total": 2280,
     "refunded_quantity": 0,
     "refunded_amount": 0,
 }
@@ -33,9 +33,9 @@ ORDER_PLACED = {
     "shipping_address": None,
     "currency": "CNY",
     "subtotal": 2580,
-    "discount": 0,
+    "discount": 300,
     "shipping_fee": 0,
-    "total": 2580,
+    "total": 2280,
     "refunded_amount": 0,
     "coupon_code": "",
     "note": "Please call on arrival",
@@ -48,9 +48,20 @@ ORDER_PLACED = {
     "cancelled_at": None,
     "auto_complete_at": None,
     "lines": [_LINE],
+    "coupons": [
+        {
+            "id": 7,
+            "template_id": 2,
+            "name": "3 yuan off over 20",
+            "kind": "threshold",
+            "status": "locked",
+            "discount": 300,
+        }
+    ],
 }
 ORDER_REDEEMED = {
     **ORDER_PLACED,
+    "coupons": [{**ORDER_PLACED["coupons"][0], "status": "used"}],
     "status": "fulfilled",
     "pickup_code": "48213377",
     "paid_at": "2025-06-01T09:32:10Z",
@@ -62,7 +73,7 @@ PAYMENT_STARTED = {
     "order_id": 42,
     "provider": "sandbox",
     "status": "pending",
-    "amount": 2580,
+    "amount": 2280,
     "currency": "CNY",
     "client_secret": None,
     "confirm_url": "/api/v1/payments/7/confirm",
@@ -75,7 +86,7 @@ REFUND_REQUESTED = {
     "id": 3,
     "order_id": 42,
     "payment_id": 7,
-    "amount": 1290,
+    "amount": 1140,
     "status": "requested",
     "reason": "customer",
     "note": "One box arrived crushed.",
@@ -85,7 +96,7 @@ REFUND_REQUESTED = {
     "created_at": "2025-06-02T08:00:00Z",
     "decided_at": None,
     "succeeded_at": None,
-    "lines": [{"order_line_id": 11, "quantity": 1, "amount": 1290}],
+    "lines": [{"order_line_id": 11, "quantity": 1, "amount": 1140}],
 }
 REFUND_ISSUED = {
     **REFUND_REQUESTED,

@@ -29,11 +29,13 @@ FLASH_ORDER_PLACED = {
     "source": "flash_sale",
     "source_ref": 3,
     "lines": [
-        {**line, "unit_price": 990, "line_total": 990 * line["quantity"]}
+        {**line, "unit_price": 990, "discount": 0, "line_total": 990 * line["quantity"]}
         for line in response_examples.ORDER_PLACED["lines"]
     ],
+    "coupons": [],
 }
 FLASH_ORDER_PLACED.update(
+    discount=0,
     subtotal=sum(line["line_total"] for line in FLASH_ORDER_PLACED["lines"]),
     total=sum(line["line_total"] for line in FLASH_ORDER_PLACED["lines"]),
 )

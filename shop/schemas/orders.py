@@ -59,6 +59,25 @@ class OrderLineOut(Schema):
     refunded_amount: int
 
 
+class OrderCouponOut(Schema):
+    id: int = Field(..., description="The customer's coupon (`GET /coupons/mine`).")
+    template_id: int
+    name: str = Field(..., description="The coupon's name, as shown in the coupon centre.")
+    kind: Literal["fixed", "percent", "threshold", "free_shipping"]
+    status: Literal["locked", "used"] = Field(
+        ..., description="`locked` while the order awaits payment, `used` once it is paid."
+    )
+    discount: int = Field(..., description="What it took off this order (goods or shipping), fen.")
+
+    @staticmethod
+    def resolve_name(obj) -> str:
+        return obj.template.name
+
+    @staticmethod
+    def resolve_kind(obj) -> str:
+        return obj.template.kind
+
+
 class PickupPointBriefOut(Schema):
     id: int
     name: str
@@ -99,6 +118,14 @@ class OrderOut(Schema):
     cancelled_at: datetime | None
     auto_complete_at: datetime | None
     lines: list[OrderLineOut]
+    coupons: list[OrderCouponOut] = Field(
+        ...,
+        description=(
+            "The coupons this order holds (locked until paid, then used). A cancelled or expired "
+            "order gives them back and a fully refunded one returns those still valid: they are "
+            "then no longer listed here (`discount` keeps what they took off)."
+        ),
+    )
 
 
 class StaffOrderOut(OrderOut):

@@ -6,12 +6,20 @@ from django.db.models import Prefetch, QuerySet
 
 from core.errors import NotFound
 from shop.error_codes import RefundErrorCode
-from shop.models import Customer, Order, OrderLine, Refund, RefundLine
+from shop.models import Customer, CustomerCoupon, Order, OrderLine, Refund, RefundLine
 
 
 def _with_lines(qs: QuerySet[Order]) -> QuerySet[Order]:
     return qs.select_related("pickup_point").prefetch_related(
-        Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
+        Prefetch("lines", queryset=OrderLine.objects.order_by("pk")),
+        Prefetch(
+            "coupons",
+            queryset=CustomerCoupon.objects.filter(
+                status__in=(CustomerCoupon.Status.LOCKED, CustomerCoupon.Status.USED)
+            )
+            .select_related("template")
+            .order_by("pk"),
+        ),
     )
 
 

@@ -178,6 +178,41 @@ def test_an_order_with_coupon_ids(shopper, customer):
     assert CustomerCoupon.objects.get(pk=coupon.pk).order_id == r.json()["id"]
 
 
+def test_the_order_lists_its_coupons_locked_then_used_and_not_once_given_back(
+    shopper, customer, settings, operator
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    coupon = coupon_for(customer, amount=250, name="2.5 off")
+    r = shopper.post(f"{API}/orders", json=cart((sku_at(1000), 1), coupon_ids=[coupon.pk]))
+    order_id = r.json()["id"]
+    held = {
+        "id": coupon.pk,
+        "template_id": coupon.template_id,
+        "name": "2.5 off",
+        "kind": "fixed",
+        "status": "locked",
+        "discount": 250,
+    }
+    assert r.json()["coupons"] == [held]
+    assert shopper.get(f"{API}/orders/{order_id}").json()["coupons"] == [held]
+
+    payment = shopper.post(f"{API}/orders/{order_id}/pay").json()
+    assert shopper.post(payment["confirm_url"], json={}).status_code == 200
+    assert shopper.get(f"{API}/orders/{order_id}").json()["coupons"] == [{**held, "status": "used"}]
+    [listed] = [o for o in shopper.get(f"{API}/orders").json()["items"] if o["id"] == order_id]
+    assert listed["coupons"] == [{**held, "status": "used"}]
+    staff_view = operator.get(f"{API}/staff/orders/{order_id}").json()
+    assert staff_view["coupons"] == [{**held, "status": "used"}]
+
+    plain = shopper.post(f"{API}/orders", json=cart((sku_at(1000), 1))).json()
+    assert plain["coupons"] == []
+    second = coupon_for(customer, amount=100)
+    other = shopper.post(f"{API}/orders", json=cart((sku_at(1000), 1), coupon_ids=[second.pk]))
+    assert shopper.post(f"{API}/orders/{other.json()['id']}/cancel").status_code == 200
+    after = shopper.get(f"{API}/orders/{other.json()['id']}").json()
+    assert (after["coupons"], after["discount"]) == ([], 100)
+
+
 @pytest.mark.parametrize("bad", ["1", 1.0, True, [1, 2, 3, 4, 5, 6]])
 def test_coupon_ids_are_strict(shopper, customer, bad):
     coupon = coupon_for(customer)
