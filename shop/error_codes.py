@@ -91,6 +91,7 @@ class CouponErrorCode(ErrorCode):
     CUSTOMER_NOT_FOUND = "customer_not_found", 404
     ILLEGAL_TRANSITION = "illegal_transition", 409
     COUPON_CODE_RATE_LIMITED = "coupon_code_rate_limited", 429
+    CODE_TAKEN = "coupon_code_taken", 409
 
 
 # What choosing how an order is delivered can be refused with (order create, flash order create,

@@ -24,7 +24,9 @@ from shop.error_codes import (
 from shop.models import CustomerCoupon
 from shop.schemas.coupons import (
     CentreCouponOut,
+    CodesCreateIn,
     CompensateIn,
+    CouponCodeOut,
     CouponState,
     IssuanceCreateIn,
     IssuanceOut,
@@ -424,6 +426,58 @@ def staff_issuance_create(request: HttpRequest, template_id: int, payload: Issua
         reason=payload.reason,
     )
     return Status(202, selectors.issuance_for_staff(issuance_id=issuance.pk))
+
+
+@router.post(
+    "/staff/coupon-templates/{template_id}/codes",
+    response={201: list[CouponCodeOut]},
+    auth=staff_auth,
+    summary="Staff: make codes for a coupon template",
+    tags=STAFF_TAGS,
+    description=(
+        "Codes shoppers type at checkout (`coupon_code`) to get a coupon of a `code`-channel "
+        "template that has not ended: one code of your choosing (`code`, e.g. `SPRING20`), or "
+        "`count` generated ones (12 characters without look-alikes, up to 1000 at a time, to "
+        "print or send). `single_use` codes are redeemed once in all; `shared` codes once per "
+        "customer, up to `max_redemptions`. The template's total and per-customer limits still "
+        "apply. Operators with `shop.add_couponcode`. 409 `coupon_code_taken` (the code exists, "
+        "whatever its case), 409 `coupon_not_issuable` (another channel, or ended)."
+    ),
+)
+@examples(request={"kind": "shared", "code": "SPRING20", "max_redemptions": 500})
+@errors(
+    CouponErrorCode.TEMPLATE_NOT_FOUND,
+    CouponErrorCode.NOT_ISSUABLE,
+    CouponErrorCode.CODE_TAKEN,
+)
+def staff_codes_create(request: HttpRequest, template_id: int, payload: CodesCreateIn):
+    require_perm(request, "shop.add_couponcode")
+    codes = services.coupon_codes_create(
+        template_id=template_id,
+        kind=payload.kind,
+        code=payload.code,
+        count=payload.count,
+        max_redemptions=payload.max_redemptions,
+    )
+    return Status(201, codes)
+
+
+@router.get(
+    "/staff/coupon-templates/{template_id}/codes",
+    response=list[CouponCodeOut],
+    auth=staff_auth,
+    summary="Staff: the codes of a coupon template",
+    tags=STAFF_TAGS,
+    description=(
+        "The template's codes, newest first, paginated, with their redemptions so far. "
+        "Operators with `shop.view_couponcode`."
+    ),
+)
+@errors(CouponErrorCode.TEMPLATE_NOT_FOUND)
+@paginate
+def staff_codes_list(request: HttpRequest, template_id: int):
+    require_perm(request, "shop.view_couponcode")
+    return selectors.codes_for_staff(template_id=template_id)
 
 
 @router.get(

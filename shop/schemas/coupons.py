@@ -3,6 +3,7 @@ from typing import Any, Literal
 
 from django.utils import timezone
 from ninja import Field, Schema
+from pydantic import model_validator
 
 from core.schemas import BodyIn, DateTimeIn, Fen, Id, StrictBool, StrictInt, trimmed
 from shop.schemas.orders import DeliveryMode, OrderLineIn
@@ -284,3 +285,45 @@ class TemplateStatsOut(Schema):
     orders: int = Field(..., description="Orders paid with one of these coupons.")
     gmv: int = Field(..., description="Their totals, fen (before refunds).")
     refunded: int = Field(..., description="Refunded on those orders, fen.")
+
+
+CodeKind = Literal["single_use", "shared"]
+
+
+class CodesCreateIn(BodyIn):
+    kind: CodeKind = Field(
+        ...,
+        description="`single_use`: redeemed once in all; `shared`: once per customer, up to "
+        "`max_redemptions`.",
+    )
+    code: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9_-]{4,32})?$",
+        description="A code of your choosing (4-32 letters, digits, `-`, `_`; unique whatever "
+        "the case), or leave it out to have `count` codes generated.",
+    )
+    count: StrictInt = Field(
+        1, ge=1, le=1000, description="How many codes to generate (without `code`)."
+    )
+    max_redemptions: StrictInt | None = Field(
+        None, ge=1, le=10_000_000, description="Shared codes: redemptions in all (none: no limit)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CodesCreateIn":
+        if self.code and self.count != 1:
+            raise ValueError("A chosen code is one code: send `code` or `count`, not both.")
+        if self.kind == "single_use" and self.max_redemptions is not None:
+            raise ValueError("A single-use code is redeemed once: `max_redemptions` is for shared.")
+        return self
+
+
+class CouponCodeOut(Schema):
+    id: int
+    template_id: int
+    code: str
+    kind: CodeKind
+    max_redemptions: int | None
+    redemptions: int
+    is_active: bool
+    created_at: datetime

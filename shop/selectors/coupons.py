@@ -15,6 +15,7 @@ from core.errors import NotFound
 from shop.error_codes import CouponErrorCode
 from shop.models import (
     CommunityMembership,
+    CouponCode,
     CouponIssuance,
     CouponTemplate,
     Customer,
@@ -294,3 +295,10 @@ def coupon_template_stats(*, template_id: int, now: datetime | None = None) -> d
         **counts,
         **orders,
     }
+
+
+def codes_for_staff(*, template_id: int) -> QuerySet[CouponCode]:
+    """The codes of a template, newest first (404 for an unknown template)."""
+    if not CouponTemplate.objects.filter(pk=template_id).exists():
+        raise NotFound("Coupon template not found.", code=CouponErrorCode.TEMPLATE_NOT_FOUND)
+    return CouponCode.objects.filter(template_id=template_id).order_by("-pk")

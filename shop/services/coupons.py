@@ -50,13 +50,14 @@ Rules chosen where the issue left room:
 """
 
 import logging
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, ManyToManyField, Q, QuerySet
 from django.utils import timezone
 
@@ -1098,3 +1099,65 @@ def coupon_revoke(*, coupon_ids: Iterable[int]) -> int:
     return CustomerCoupon.objects.filter(pk__in=set(coupon_ids), status=CC.Status.AVAILABLE).update(
         status=CC.Status.REVOKED
     )
+
+
+# --- codes -------------------------------------------------------------------------------------
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: read out and typed by hand
+GENERATED_CODE_LENGTH = 12  # 32^12 = 2^60 codes: guessing one is hopeless within the rate limit
+MAX_CODES_PER_BATCH = 1000
+
+
+def _generated_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(GENERATED_CODE_LENGTH))
+
+
+def _code_taken(text: str) -> Conflict:
+    return Conflict(
+        "This code is already in use.",
+        code=CouponErrorCode.CODE_TAKEN,
+        details={"code": text},
+    )
+
+
+def coupon_codes_create(
+    *,
+    template_id: int,
+    kind: str,
+    code: str = "",
+    count: int = 1,
+    max_redemptions: int | None = None,
+) -> list[CouponCode]:
+    """Codes that grant a coupon of a ``code``-channel template that has not ended: one code of
+    the chosen text ``code`` (e.g. ``SPRING20``; unique whatever the case: 409
+    ``coupon_code_taken``), or ``count`` generated ones (12 characters, no look-alikes).
+    ``single_use`` codes are redeemed once in all; ``shared`` ones once per customer, up to
+    ``max_redemptions`` (none: the template's own limits). 409 ``coupon_not_issuable`` for
+    another channel or an ended template."""
+    if kind not in CouponCode.Kind.values:
+        raise ValueError(f"unknown code kind {kind!r}")
+    if code and count != 1:
+        raise ValueError("a chosen code is one code")
+    if not 1 <= count <= MAX_CODES_PER_BATCH:
+        raise ValueError(f"count {count}: 1..{MAX_CODES_PER_BATCH}")
+    template = _template_or_404(template_id)
+    if template.channel != T.Channel.CODE or template.status == T.Status.ENDED:
+        raise Conflict(
+            "Codes are made for templates of the code channel that have not ended.",
+            code=CouponErrorCode.NOT_ISSUABLE,
+            details={"channel": template.channel, "status": template.status},
+        )
+    limit = max_redemptions if kind == CouponCode.Kind.SHARED else None
+    for _attempt in range(3):
+        texts = [code] if code else list({_generated_code() for _ in range(count)})
+        if len(texts) < count:
+            continue  # two generated codes alike: draw again (practically never)
+        try:
+            with transaction.atomic():
+                return CouponCode.objects.bulk_create(
+                    CouponCode(template=template, code=text, kind=kind, max_redemptions=limit)
+                    for text in texts
+                )
+        except IntegrityError as exc:
+            if code:
+                raise _code_taken(code) from exc
+    raise RuntimeError("could not draw free codes")  # 2^60 codes: practically unreachable

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from shop.demo import seed_shop
-from shop.models import CouponIssuance, CouponTemplate, CustomerCoupon, Order, Sku
+from shop.models import CouponCode, CouponIssuance, CouponTemplate, CustomerCoupon, Order, Sku
 from tests.conftest import ApiClient, token_for
 from tests.factories import CommunityFactory, SkuFactory, UserFactory
 from tests.shop.factories_coupons import CouponCodeFactory, CouponTemplateFactory, coupon_for
@@ -397,3 +397,118 @@ def test_the_preview_refuses_a_used_up_code_without_locking_anything(shopper):
         "coupon_unavailable",
         "code_used_up",
     )
+
+
+# --- staff: codes --------------------------------------------------------------------------------
+def code_template(**kwargs):
+    return CouponTemplateFactory(channel=T.Channel.CODE, amount=300, valid_days=7, **kwargs)
+
+
+def test_an_operator_makes_a_shared_code_that_shoppers_redeem_once_each(operator, client_for):
+    template = code_template()
+    r = operator.post(
+        f"{API}/staff/coupon-templates/{template.pk}/codes",
+        json={"kind": "shared", "code": "SPRING20", "max_redemptions": 2},
+    )
+    assert r.status_code == 201, r.content
+    [made] = r.json()
+    assert (made["code"], made["kind"], made["max_redemptions"], made["redemptions"]) == (
+        "SPRING20",
+        "shared",
+        2,
+        0,
+    )
+    sku, point = sku_at(1000), quick_pickup_point()
+    for _ in range(2):
+        shopper = client_for(QuickCustomerFactory().user)
+        placed = shopper.post(
+            f"{API}/orders", json=cart((sku, 1), point=point, coupon_code="spring20")
+        )
+        assert (placed.status_code, placed.json()["discount"]) == (201, 300)
+    third = client_for(QuickCustomerFactory().user).post(
+        f"{API}/orders", json=cart((sku, 1), point=point, coupon_code="SPRING20")
+    )
+    assert (third.status_code, error(third)["details"]["reason"]) == (409, "code_used_up")
+    listed = operator.get(f"{API}/staff/coupon-templates/{template.pk}/codes").json()
+    assert [(c["code"], c["redemptions"]) for c in listed["items"]] == [("SPRING20", 2)]
+
+
+def test_generated_single_use_codes_are_distinct_unambiguous_and_redeemed_once(
+    operator, client_for
+):
+    template = code_template()
+    r = operator.post(
+        f"{API}/staff/coupon-templates/{template.pk}/codes", json={"kind": "single_use", "count": 5}
+    )
+    assert r.status_code == 201, r.content
+    codes = [c["code"] for c in r.json()]
+    assert len(set(codes)) == 5
+    assert all(len(c) == 12 and set(c) <= set("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for c in codes)
+    assert {c["kind"] for c in r.json()} == {"single_use"}
+    sku, point = sku_at(1000), quick_pickup_point()
+    first = client_for(QuickCustomerFactory().user)
+    assert (
+        first.post(
+            f"{API}/orders", json=cart((sku, 1), point=point, coupon_code=codes[0])
+        ).status_code
+        == 201
+    )
+    again = client_for(QuickCustomerFactory().user).post(
+        f"{API}/orders", json=cart((sku, 1), point=point, coupon_code=codes[0])
+    )
+    assert (again.status_code, error(again)["details"]["reason"]) == (409, "code_used_up")
+
+
+def test_a_code_in_use_whatever_its_case_is_409_and_adds_nothing(operator):
+    template = code_template()
+    CouponCodeFactory(code="Summer5", template=template)
+    before = CouponCode.objects.count()
+    r = operator.post(
+        f"{API}/staff/coupon-templates/{template.pk}/codes",
+        json={"kind": "shared", "code": "SUMMER5"},
+    )
+    assert (r.status_code, error(r)["code"]) == (409, "coupon_code_taken")
+    assert CouponCode.objects.count() == before
+
+
+def test_codes_only_for_code_templates_that_have_not_ended(operator):
+    claimable = CouponTemplateFactory()
+    ended = code_template(status=T.Status.ENDED)
+    for template in (claimable, ended):
+        r = operator.post(
+            f"{API}/staff/coupon-templates/{template.pk}/codes",
+            json={"kind": "single_use", "count": 1},
+        )
+        assert (r.status_code, error(r)["code"]) == (409, "coupon_not_issuable")
+    r = operator.post(f"{API}/staff/coupon-templates/999999/codes", json={"kind": "shared"})
+    assert (r.status_code, error(r)["code"]) == (404, "coupon_template_not_found")
+    r = operator.get(f"{API}/staff/coupon-templates/999999/codes")
+    assert (r.status_code, error(r)["code"]) == (404, "coupon_template_not_found")
+    assert not CouponCode.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "shared", "code": "ABCD", "count": 2},
+        {"kind": "single_use", "count": 2, "max_redemptions": 5},
+        {"kind": "shared", "code": "AB"},
+        {"kind": "shared", "code": "HAS SPACE"},
+        {"kind": "single_use", "count": 1001},
+        {"kind": "single_use", "count": "5"},
+        {"kind": "forever"},
+    ],
+)
+def test_code_requests_that_make_no_sense_are_422(operator, body):
+    template = code_template()
+    r = operator.post(f"{API}/staff/coupon-templates/{template.pk}/codes", json=body)
+    assert (r.status_code, error(r)["code"]) == (422, "validation_error")
+    assert not CouponCode.objects.exists()
+
+
+def test_making_codes_needs_the_permission(client_for):
+    template = code_template()
+    clerk = client_for(UserFactory(is_staff=True))
+    r = clerk.post(f"{API}/staff/coupon-templates/{template.pk}/codes", json={"kind": "shared"})
+    assert (r.status_code, error(r)["code"]) == (403, "permission_denied")
+    assert clerk.get(f"{API}/staff/coupon-templates/{template.pk}/codes").status_code == 403
