@@ -1,5 +1,6 @@
 """Bargain cut plans (groupbuy.cuts): pure, no database."""
 
+import re
 from itertools import pairwise
 
 import pytest
@@ -127,8 +128,6 @@ def test_smallest_possible_bargain_cuts_one_fen_each_time():
         assert help_cuts == (1,) * 10
 
 
-NOT_INT = "must be an int"
-BPS_RANGE = "must be within 0..10000"
 TOO_SMALL = "cannot give 1 fen to the first cut and each of"
 
 
@@ -138,42 +137,64 @@ TOO_SMALL = "cannot give 1 fen to the first cut and each of"
         ({"helps": 1}, "helps must be at least 2"),
         ({"helps": 0}, "helps must be at least 2"),
         ({"helps": -3}, "helps must be at least 2"),
-        ({"start_price": 100}, "must be above floor_price"),  # == floor_price
-        ({"start_price": 99}, "must be above floor_price"),
+        ({"start_price": 100}, "start_price 100 must be above floor_price 100"),  # == floor_price
+        ({"start_price": 99}, "start_price 99 must be above floor_price 100"),
         ({"floor_price": 0}, "floor_price must be at least 1 fen"),
         ({"floor_price": -1, "start_price": 50}, "floor_price must be at least 1 fen"),
-        ({"start_price": 110}, TOO_SMALL),  # total 10 == helps: no fen for the first cut
-        ({"start_price": 105}, TOO_SMALL),  # total 5 < helps
-        ({"first_cut_min_bps": -1}, BPS_RANGE),
-        ({"first_cut_max_bps": 10_001}, BPS_RANGE),
-        ({"first_cut_min_bps": 10_001, "first_cut_max_bps": 10_001}, BPS_RANGE),
-        ({"first_cut_min_bps": -1, "first_cut_max_bps": -1}, BPS_RANGE),
-        ({"first_cut_min_bps": 3001, "first_cut_max_bps": 3000}, "exceeds first_cut_max_bps"),
-        ({"seed": True}, NOT_INT),
-        ({"start_price": True}, NOT_INT),
-        ({"floor_price": True, "start_price": 50}, NOT_INT),
-        ({"helps": True}, NOT_INT),
-        ({"first_cut_min_bps": False}, NOT_INT),
-        ({"first_cut_max_bps": True}, NOT_INT),
-        ({"seed": 1.0}, NOT_INT),
-        ({"start_price": 10_000.0}, NOT_INT),
-        ({"floor_price": "100"}, NOT_INT),
-        ({"helps": None}, NOT_INT),
-        ({"first_cut_max_bps": 3000.0}, NOT_INT),
+        (
+            {"start_price": 110},
+            f"a cut of 10 fen {TOO_SMALL} 10 helps",
+        ),  # total 10 == helps: no fen for the first cut
+        ({"start_price": 105}, f"a cut of 5 fen {TOO_SMALL} 10 helps"),  # total 5 < helps
+        ({"first_cut_min_bps": -1}, "first_cut_min_bps must be within 0..10000, got -1"),
+        ({"first_cut_max_bps": 10_001}, "first_cut_max_bps must be within 0..10000, got 10001"),
+        (
+            {"first_cut_min_bps": 10_001, "first_cut_max_bps": 10_001},
+            "first_cut_min_bps must be within",
+        ),
+        ({"first_cut_min_bps": -1, "first_cut_max_bps": -1}, "first_cut_min_bps must be within"),
+        (
+            {"first_cut_min_bps": 3001, "first_cut_max_bps": 3000},
+            "first_cut_min_bps 3001 exceeds first_cut_max_bps 3000",
+        ),
+        ({"seed": True}, "seed must be an int, got bool"),
+        ({"start_price": True}, "start_price must be an int, got bool"),
+        ({"floor_price": True, "start_price": 50}, "floor_price must be an int, got bool"),
+        ({"helps": True}, "helps must be an int, got bool"),
+        ({"first_cut_min_bps": False}, "first_cut_min_bps must be an int, got bool"),
+        ({"first_cut_max_bps": True}, "first_cut_max_bps must be an int, got bool"),
+        ({"seed": 1.0}, "seed must be an int, got float"),
+        ({"start_price": 10_000.0}, "start_price must be an int, got float"),
+        ({"floor_price": "100"}, "floor_price must be an int, got str"),
+        ({"helps": None}, "helps must be an int, got NoneType"),
+        ({"first_cut_max_bps": 3000.0}, "first_cut_max_bps must be an int, got float"),
     ],
 )
 def test_invalid_arguments_raise_value_error(override, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         cut_plan(**{**VALID, **override})
 
 
 @pytest.mark.parametrize(
     ("helped", "message"),
-    [(-1, "within 0..2"), (3, "within 0..2"), (True, NOT_INT), (1.0, NOT_INT)],
+    [
+        (-1, "helped must be within 0..2, got -1"),
+        (3, "helped must be within 0..2, got 3"),
+        (True, "helped must be an int, got bool"),
+        (1.0, "helped must be an int, got float"),
+    ],
 )
 def test_price_after_rejects_a_count_outside_the_plan(helped, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         price_after(start_price=100, first_cut=10, help_cuts=(5, 3), helped=helped)
+
+
+def test_the_first_cut_bounds_default_to_10_and_30_percent():
+    for seed in range(30):
+        kwargs = {**VALID, "seed": seed, "start_price": 1_000_100}
+        assert cut_plan(**kwargs) == cut_plan(
+            **kwargs, first_cut_min_bps=1000, first_cut_max_bps=3000
+        )
 
 
 def test_new_seed_fits_a_bigint_and_varies():
