@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class GroupbuyConfig(AppConfig):
     name = "groupbuy"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from groupbuy import subscribers
+
+        subscribers.register()

@@ -4,7 +4,7 @@ The lock order, across the project: a transaction that needs several of these ro
 top to bottom, never bottom to top, so two transactions may wait for each other but never
 deadlock::
 
-    groupbuy rows (campaign -> group or bargain or post)
+    groupbuy rows (campaign -> group -> seat, or bargain, or post)
     -> payment or refund     settling a payment or a refund locks it, then its order
                              (payment -> order, refund -> order)
     -> order

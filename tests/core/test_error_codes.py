@@ -1,4 +1,4 @@
-"""Error codes are enum members (core/error_codes.py, shop/error_codes.py), never bare strings at
+"""Error codes are enum members (core/, shop/, groupbuy/error_codes.py), never bare strings at
 a raise site, and each raise site answers the status its code is documented with."""
 
 import ast
@@ -12,17 +12,22 @@ from core import error_codes as core_codes
 from core.error_codes import CoreErrorCode, ErrorCode
 from core.errors import ApplicationError, NotFound
 from core.http import error_response
+from groupbuy import error_codes as groupbuy_codes
 from shop import error_codes as shop_codes
 
 ROOT = Path(__file__).resolve().parents[2]
-ENUM_MODULES = {"core.error_codes": core_codes, "shop.error_codes": shop_codes}
+ENUM_MODULES = {
+    "core.error_codes": core_codes,
+    "shop.error_codes": shop_codes,
+    "groupbuy.error_codes": groupbuy_codes,
+}
 ERROR_BASES = {"ApplicationError"}
 
 
 def _sources() -> list[Path]:
     return [
         path
-        for package in ("core", "shop")
+        for package in ("core", "shop", "groupbuy")
         for path in sorted((ROOT / package).rglob("*.py"))
         if "migrations" not in path.parts
     ]

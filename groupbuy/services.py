@@ -1,0 +1,443 @@
+"""Group-buy (拼团): opening and joining groups, and what a seat's order being paid or cancelled
+does to its group.
+
+A group's states (each change under the group's row lock, groupbuy/locks.py)::
+
+    open --the last seat is paid (seat_mark_paid)--> succeeded
+    open --expired (the expiry sweep, step 2)--> failed, or succeeded with auto_completed
+
+A seat's states (one seat per order; a customer has at most one live seat per group)::
+
+    held --its order is paid (seat_mark_paid)--> paid
+    held --its order is cancelled or expires (seat_release)--> released
+
+``held_seats + paid_seats <= size`` always (a check constraint backs the services): a seat is
+taken when its order is placed, in the same transaction, and held until the order's payment
+deadline, ``min(seat_payment_ttl_seconds, seconds until the group expires)``, so a seat is never
+sold twice and an unpaid one frees itself when the shop expires its order. Every order of a group
+is placed with ``hold_fulfilment``: paid members get no pickup code and nothing is handed over
+until the group succeeds, when every paid order is released (``order_release_hold``).
+
+The shop never calls into groupbuy: the order-paid and order-cancelled reactions are outbox
+subscribers (groupbuy/subscribers.py), delivered at least once after the shop's commit, and
+idempotent (a seat already paid or released is left as it is).
+
+Rules chosen where the brief was silent:
+- A campaign is open for new groups while it is ``active`` and ``starts_at <= now < ends_at``.
+  Groups already open run until their own ``expires_at`` (``now + group_ttl_seconds``), even
+  past the campaign's end: the leader paid for that time. Joining checks the group, not the
+  campaign.
+- ``max_open_groups_per_customer`` counts the customer's groups of this campaign that are open
+  and not past their expiry (an expired group waiting for the sweep no longer counts); it is
+  checked under the customer's row lock, so two concurrent opens by one customer are counted
+  one after the other.
+- The leader pays ``leader_price`` (or ``group_price``), members ``group_price``; any campaign
+  price above the SKU's current price is lowered to it (never charge more than the list price).
+  Coupons do not apply: the group price is the price.
+- The buyer's community (join mode ``community``) is the community their order is placed in
+  (its pickup point's, or ``community_id``); the group's community is the leader's order's.
+  Joining by id is refused (409 ``group_not_joinable``) in mode ``share_token``, and in mode
+  ``community`` unless the two communities are the same; joining by the share token is always
+  allowed (the link was shared with the buyer).
+- Refusals come in this order, cheap ones before any write transaction. Opening: 404
+  ``campaign_not_found``, 404 ``campaign_sku_not_found``, 422 ``quantity_over_limit``, 409
+  ``campaign_not_active``, sold out, then under the customer's lock 409 ``too_many_open_groups``,
+  then the checkout's own errors. Joining: 404 ``group_not_found``, 409 ``group_not_joinable`` (by
+  id in mode ``share_token``, or a group with no community), 404 ``campaign_sku_not_found``, 422
+  ``quantity_over_limit``, sold out, then under the group's lock 409 ``group_closed`` (not open,
+  past its expiry, or less than a second left to pay), ``already_joined``, ``group_full``, then
+  the checkout's errors, and last, inside it, the community check (``group_not_joinable``; the
+  order is rolled back with the rest).
+- A seat's payment time is whole seconds, ``min(seat_payment_ttl_seconds, seconds left)``
+  rounded down, so its order's deadline is the group's expiry at the latest (give or take the
+  milliseconds between this clock read and the checkout's).
+- A payment lands on its seat while the group is ``open``, even after ``expires_at`` if the
+  expiry sweep has not failed the group yet (the order's deadline was within the group's life;
+  the sweep, which locks the group too, decides failure once). A payment for a seat that was
+  released or of a group no longer open changes no group and moves nobody to another group: it
+  is logged as an error, and step 2 (failure refunds) refunds such orders.
+- When the leader's order is cancelled or expires while the group is open, leadership passes to
+  the earliest other live seat (paid first, then held); with none, the next buyer to join
+  becomes the leader. Passing leadership never reprices an order: only the opener gets the
+  leader price. ``is_leader`` marks the current leader's seat (one live leader seat per group).
+- A group left with no live seat stays open until it expires (the sweep, step 2, fails it).
+
+Lock order (groupbuy/locks.py, shop/locks.py): group -> seat -> order -> customer -> SKU stock.
+Placing an order, the seat and the group's counters are written inside the checkout's
+``reserve`` step just before the stock reservation, so the hot stock row is still locked last.
+"""
+
+import logging
+import math
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Case, IntegerField, Value, When
+from django.utils import timezone
+
+from core.errors import Conflict, InvalidInput, NotFound
+from groupbuy import locks
+from groupbuy.error_codes import GroupBuyErrorCode
+from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
+from shop import locks as shop_locks
+from shop.models import Customer, Order, Sku
+from shop.services import orders
+from shop.services.stock import (
+    out_of_stock,
+    stock_refuse_known_short,
+    stock_remember_short,
+    stock_reserve,
+)
+
+logger = logging.getLogger(__name__)
+
+OPEN = Group.Status.OPEN
+SEAT = GroupSeat.Status
+
+
+# --- checks ---------------------------------------------------------------------------------------
+def _campaign_sku(campaign: GroupCampaign, sku_id: int) -> GroupCampaignSku:
+    offer = GroupCampaignSku.objects.select_related("sku").filter(campaign=campaign, sku_id=sku_id)
+    found = offer.first()
+    if found is None:
+        raise NotFound(
+            "This item is not part of the group-buy campaign.",
+            code=GroupBuyErrorCode.CAMPAIGN_SKU_NOT_FOUND,
+            details={"campaign_id": campaign.pk, "sku_id": sku_id},
+        )
+    return found
+
+
+def _check_quantity(campaign: GroupCampaign, quantity: int) -> None:
+    if not 1 <= quantity <= campaign.max_quantity_per_order:
+        raise InvalidInput(
+            f"A group-buy order has 1 to {campaign.max_quantity_per_order} units.",
+            code=GroupBuyErrorCode.QUANTITY_OVER_LIMIT,
+            details={"quantity": quantity, "max": campaign.max_quantity_per_order},
+        )
+
+
+def _refuse_short(sku: Sku, quantity: int) -> None:
+    """Sold out is refused before any write (as the shop's checkout does; the group's own
+    ``reserve`` step skips the checkout's check). The conditional update stays the guard."""
+    stock_refuse_known_short(quantities={sku.pk: quantity})
+    if sku.stock < quantity:
+        stock_remember_short(sku_id=sku.pk, available=sku.stock)
+        raise out_of_stock(sku_id=sku.pk, available=sku.stock)
+
+
+def _closed(group: Group) -> Conflict:
+    return Conflict(
+        "This group is no longer open.",
+        code=GroupBuyErrorCode.GROUP_CLOSED,
+        details={"group_id": group.pk, "status": group.status},
+    )
+
+
+def _not_joinable(group: Group) -> Conflict:
+    return Conflict(
+        "This group can only be joined through its share link.",
+        code=GroupBuyErrorCode.GROUP_NOT_JOINABLE,
+        details={"group_id": group.pk},
+    )
+
+
+def _payment_ttl(group: Group, now: datetime) -> int:
+    """Seconds the new seat is held: the campaign's seat TTL, never past the group's expiry.
+    409 ``group_closed`` when less than a second is left."""
+    left = math.floor((group.expires_at - now).total_seconds())
+    if group.status != OPEN or left < 1:
+        raise _closed(group)
+    return min(group.campaign.seat_payment_ttl_seconds, left)
+
+
+# --- placing a seat's order ---------------------------------------------------------------------
+def _place(
+    *,
+    group: Group,
+    customer: Customer,
+    offer: GroupCampaignSku,
+    quantity: int,
+    unit_price: int,
+    is_leader: bool,
+    delivery_mode: str,
+    pickup_point_id: int | None,
+    address_id: int | None,
+    community_id: int | None,
+    opening: bool = False,
+    same_community: bool = False,
+) -> Order:
+    """The seat's order through the shop's checkout (inside the caller's transaction, with the
+    group locked or new). Its ``reserve`` step takes the seat, then reserves the stock."""
+
+    def reserve(order: Order, lines: list[tuple[Sku, int]], deadline: datetime) -> None:
+        if same_community and order.community_id != group.community_id:
+            raise _not_joinable(group)
+        GroupSeat.objects.create(
+            group=group, customer=customer, order=order, is_leader=is_leader, status=SEAT.HELD
+        )
+        group.held_seats += 1
+        fields = ["held_seats"]
+        if is_leader and group.leader_id != customer.pk:
+            group.leader = customer
+            fields.append("leader")
+        if opening and order.community_id is not None:
+            group.community_id = order.community_id
+            fields.append("community")
+        group.save(update_fields=fields)
+        stock_reserve(order=order, lines=lines, expires_at=deadline)
+
+    return orders.order_create(
+        customer=customer,
+        lines=[(offer.sku_id, quantity)],
+        delivery_mode=delivery_mode,
+        community_id=community_id,
+        pickup_point_id=pickup_point_id,
+        address_id=address_id,
+        source=Order.Source.GROUP_BUY,
+        source_ref=group.pk,
+        unit_prices={offer.sku_id: min(unit_price, offer.sku.price)},
+        payment_ttl=_payment_ttl(group, timezone.now()),
+        hold_fulfilment=True,
+        reserve=reserve,
+    )
+
+
+# --- open -----------------------------------------------------------------------------------------
+def group_open(
+    *,
+    campaign_id: int,
+    customer: Customer,
+    sku_id: int,
+    quantity: int,
+    delivery_mode: str,
+    pickup_point_id: int | None = None,
+    address_id: int | None = None,
+    community_id: int | None = None,
+) -> tuple[Group, Order]:
+    """Open a group of the campaign led by ``customer``, with their seat held by their unpaid
+    order (at the leader price), all in one transaction.
+
+    404 ``campaign_not_found`` / ``campaign_sku_not_found``; 409 ``campaign_not_active`` (not
+    active or outside its window), ``too_many_open_groups``; 422 ``quantity_over_limit``;
+    otherwise the errors of the shop's checkout (delivery details, product not on sale, out of
+    stock, purchase limit, ...).
+    """
+    now = timezone.now()
+    campaign = GroupCampaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound("Group-buy campaign not found.", code=GroupBuyErrorCode.CAMPAIGN_NOT_FOUND)
+    offer = _campaign_sku(campaign, sku_id)
+    _check_quantity(campaign, quantity)
+    active = campaign.status == GroupCampaign.Status.ACTIVE
+    if not (active and campaign.starts_at <= now < campaign.ends_at):
+        raise Conflict(
+            "This group-buy campaign is not running.",
+            code=GroupBuyErrorCode.CAMPAIGN_NOT_ACTIVE,
+            details={"campaign_id": campaign.pk, "status": campaign.status},
+        )
+    _refuse_short(offer.sku, quantity)
+    with transaction.atomic():
+        shop_locks.lock_customer(customer.pk)
+        leading = Group.objects.filter(
+            campaign=campaign, leader=customer, status=OPEN, expires_at__gt=now
+        ).count()
+        if leading >= campaign.max_open_groups_per_customer:
+            raise Conflict(
+                "You already lead as many open groups of this campaign as allowed.",
+                code=GroupBuyErrorCode.TOO_MANY_OPEN_GROUPS,
+                details={"limit": campaign.max_open_groups_per_customer, "open": leading},
+            )
+        group = Group.objects.create(
+            campaign=campaign,
+            leader=customer,
+            size=campaign.group_size,
+            expires_at=now + timedelta(seconds=campaign.group_ttl_seconds),
+        )
+        order = _place(
+            group=group,
+            customer=customer,
+            offer=offer,
+            quantity=quantity,
+            unit_price=offer.leader_price or offer.group_price,
+            is_leader=True,
+            delivery_mode=delivery_mode,
+            pickup_point_id=pickup_point_id,
+            address_id=address_id,
+            community_id=community_id,
+            opening=True,
+        )
+    return group, order
+
+
+# --- join -----------------------------------------------------------------------------------------
+def group_join(
+    *,
+    group_id: int | None = None,
+    share_token: str | None = None,
+    customer: Customer,
+    sku_id: int,
+    quantity: int,
+    delivery_mode: str,
+    pickup_point_id: int | None = None,
+    address_id: int | None = None,
+    community_id: int | None = None,
+) -> tuple[Group, Order]:
+    """Take a seat in a group, found by ``group_id`` or by ``share_token`` (exactly one), held by
+    the buyer's unpaid order at the group price, in one transaction with the group locked.
+
+    404 ``group_not_found`` / ``campaign_sku_not_found``; 409 ``group_closed``, ``already_joined``,
+    ``group_full``, ``group_not_joinable``; 422 ``quantity_over_limit``; otherwise the errors of
+    the shop's checkout.
+    """
+    if (group_id is None) == (share_token is None):
+        raise ValueError("join a group by group_id or by share_token")
+    found = Group.objects.select_related("campaign")
+    if group_id is not None:
+        found = found.filter(pk=group_id)
+    else:
+        found = found.filter(share_token=share_token)
+    hint = found.first()
+    if hint is None:
+        raise NotFound("Group not found.", code=GroupBuyErrorCode.GROUP_NOT_FOUND)
+    campaign = hint.campaign
+    by_id = group_id is not None
+    if by_id and (
+        campaign.join_mode != GroupCampaign.JoinMode.COMMUNITY or hint.community_id is None
+    ):
+        raise _not_joinable(hint)
+    offer = _campaign_sku(campaign, sku_id)
+    _check_quantity(campaign, quantity)
+    _refuse_short(offer.sku, quantity)
+    with transaction.atomic():
+        group = locks.lock_group(hint.pk)
+        if group is None:  # deleted since it was read
+            raise NotFound("Group not found.", code=GroupBuyErrorCode.GROUP_NOT_FOUND)
+        _payment_ttl(group, timezone.now())  # closed or expired: refused before anything else
+        live = list(
+            GroupSeat.objects.filter(group=group, status__in=GroupSeat.LIVE).values_list(
+                "customer_id", "is_leader"
+            )
+        )
+        if any(member == customer.pk for member, _ in live):
+            raise Conflict(
+                "You are already in this group.",
+                code=GroupBuyErrorCode.ALREADY_JOINED,
+                details={"group_id": group.pk},
+            )
+        if group.held_seats + group.paid_seats >= group.size:
+            raise Conflict(
+                "This group is full.",
+                code=GroupBuyErrorCode.GROUP_FULL,
+                details={"group_id": group.pk, "size": group.size},
+            )
+        order = _place(
+            group=group,
+            customer=customer,
+            offer=offer,
+            quantity=quantity,
+            unit_price=offer.group_price,
+            is_leader=not any(leader for _, leader in live),
+            delivery_mode=delivery_mode,
+            pickup_point_id=pickup_point_id,
+            address_id=address_id,
+            community_id=community_id,
+            same_community=by_id,
+        )
+    return group, order
+
+
+# --- reactions to the shop's order events ---------------------------------------------------------
+def _locked_seat(*, order_id: int, group_id: int | None) -> tuple[Group, GroupSeat] | None:
+    """The group, then the order's seat, locked; None (logged) if they do not belong together."""
+    group = locks.lock_group(group_id) if group_id is not None else None
+    seat = locks.lock_seat_by_order(order_id) if group is not None else None
+    if group is None or seat is None or seat.group_id != group.pk:
+        logger.error("group-buy order %s has no seat in group %s", order_id, group_id)
+        return None
+    return group, seat
+
+
+def seat_mark_paid(*, order_id: int, group_id: int | None) -> GroupSeat | None:
+    """The seat's order was paid: the seat is paid; the group's last paid seat makes it
+    succeed and releases every member's order. Idempotent (a paid seat is returned as is). A
+    released seat or a group no longer open changes nothing and is logged (step 2 refunds such
+    orders); the buyer is never moved to another group."""
+    with transaction.atomic():
+        found = _locked_seat(order_id=order_id, group_id=group_id)
+        if found is None:
+            return None
+        group, seat = found
+        if seat.status == SEAT.PAID:
+            return seat
+        if seat.status != SEAT.HELD or group.status != OPEN:
+            logger.error(
+                "group-buy order %s was paid for a %s seat of a %s group %s",
+                order_id,
+                seat.status,
+                group.status,
+                group.pk,
+            )
+            return seat
+        now = timezone.now()
+        seat.status = SEAT.PAID
+        seat.paid_at = now
+        seat.save(update_fields=["status", "paid_at"])
+        group.held_seats -= 1
+        group.paid_seats += 1
+        fields = ["held_seats", "paid_seats"]
+        if group.paid_seats == group.size:
+            group.status = Group.Status.SUCCEEDED
+            group.succeeded_at = now
+            fields += ["status", "succeeded_at"]
+        group.save(update_fields=fields)
+        if group.status == Group.Status.SUCCEEDED:
+            paid_orders = (
+                GroupSeat.objects.filter(group=group, status=SEAT.PAID)
+                .order_by("order_id")
+                .values_list("order_id", flat=True)
+            )
+            for paid_order_id in paid_orders:
+                orders.order_release_hold(order_id=paid_order_id)
+        return seat
+
+
+def seat_release(*, order_id: int, group_id: int | None) -> GroupSeat | None:
+    """The seat's order was cancelled or expired unpaid: a held seat is released, which frees it
+    for another buyer. If it was the leader's and the group is open, leadership passes to the
+    earliest other live seat (paid first, then held). Idempotent."""
+    with transaction.atomic():
+        found = _locked_seat(order_id=order_id, group_id=group_id)
+        if found is None:
+            return None
+        group, seat = found
+        if seat.status != SEAT.HELD:
+            return seat
+        was_leader = seat.is_leader
+        seat.status = SEAT.RELEASED
+        seat.released_at = timezone.now()
+        seat.is_leader = False
+        seat.save(update_fields=["status", "released_at", "is_leader"])
+        group.held_seats -= 1
+        fields = ["held_seats"]
+        if was_leader and group.status == OPEN:
+            successor = (
+                GroupSeat.objects.filter(group=group, status__in=GroupSeat.LIVE)
+                .order_by(
+                    Case(
+                        When(status=SEAT.PAID, then=Value(0)),
+                        default=1,
+                        output_field=IntegerField(),
+                    ),
+                    "created_at",
+                    "pk",
+                )
+                .first()
+            )
+            if successor is not None:
+                successor.is_leader = True
+                successor.save(update_fields=["is_leader"])
+                group.leader_id = successor.customer_id
+                fields.append("leader")
+        group.save(update_fields=fields)
+        return seat
