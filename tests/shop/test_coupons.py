@@ -795,3 +795,65 @@ def test_checkout_reads_a_coupon_and_its_whole_scope_in_one_query(django_assert_
             now=timezone.now(),
         )
     assert (offer.key, offer.eligible, offer.amount) == (coupon.pk, frozenset({sku.pk}), 100)
+
+
+# --- guards the other tests did not reach --------------------------------------------------------
+def test_redeeming_a_code_counts_that_code_only(buyer):
+    template = CouponTemplateFactory(channel=T.Channel.CODE, amount=100, per_customer_limit=5)
+    used = CouponCodeFactory(code="USEDONE", template=template)
+    other = CouponCodeFactory(code="OTHERONE", template=template)
+
+    place(buyer, coupon_code="usedone")
+
+    used.refresh_from_db()
+    other.refresh_from_db()
+    assert (used.redemptions, other.redemptions) == (1, 0)
+
+
+def test_a_community_coupon_is_not_claimable_by_a_member_of_another_community():
+    mine, theirs = (CommunityFactory(leader=QuickCustomerFactory()) for _ in range(2))
+    template = CouponTemplateFactory(communities=[theirs])
+    member = QuickCustomerFactory()
+    member.memberships.create(community=mine)
+
+    with pytest.raises(ApplicationError) as refused_claim:
+        coupons.coupon_claim(customer=member, template_id=template.pk)
+
+    assert refused_claim.value.code == "coupon_not_claimable"
+    assert not CustomerCoupon.objects.filter(customer=member).exists()
+
+
+def test_the_new_customer_gift_is_given_only_within_its_claim_window():
+    now = timezone.now()
+    CouponTemplateFactory(channel=T.Channel.NEW_CUSTOMER, claim_ends_at=now - timedelta(minutes=1))
+    CouponTemplateFactory(channel=T.Channel.NEW_CUSTOMER, claim_starts_at=now + timedelta(hours=1))
+    current = CouponTemplateFactory(
+        channel=T.Channel.NEW_CUSTOMER, claim_ends_at=now + timedelta(days=1)
+    )
+
+    customer, _ = customer_get_or_create(openid="window-1")
+
+    assert list(customer.coupons.values_list("template_id", flat=True)) == [current.pk]
+
+
+def test_stuck_issuances_are_started_again_and_recent_ones_left_alone(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    customers = [QuickCustomerFactory() for _ in range(2)]
+    template = issued_template()
+    params = {"customer_ids": [c.pk for c in customers]}
+    stuck = CouponIssuance.objects.create(
+        template=template, segment="customers", params=params, total=2
+    )
+    CouponIssuance.objects.filter(pk=stuck.pk).update(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
+    recent = CouponIssuance.objects.create(
+        template=template, segment="customers", params=params, total=2
+    )
+
+    assert coupons.coupon_issuances_resume_stuck() == 1
+
+    stuck.refresh_from_db()
+    recent.refresh_from_db()
+    assert (stuck.status, stuck.issued) == ("done", 2)
+    assert recent.status == "pending"

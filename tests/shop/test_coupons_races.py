@@ -157,3 +157,29 @@ def test_the_coupon_lock_helpers_hold_their_rows_until_commit():
         assert is_locked(Customer, a.pk) and is_locked(Customer, b.pk)
     assert not is_locked(CouponTemplate, template.pk)
     assert not is_locked(Customer, a.pk)
+
+
+def test_one_customer_typing_a_code_in_two_checkouts_at_once_gets_one_coupon():
+    """Each round: one buyer, 8 checkouts at once with the same shared code. The customer's lock
+    makes them one after the other: one order, the others a clear 409 (never a unique-index
+    error from two coupons of one code)."""
+    code = CouponCodeFactory(code="TWICE", max_redemptions=100)
+    sku = SkuFactory(stock=100)
+    point = quick_pickup_point()
+    for _round in range(3):
+        buyer = QuickCustomerFactory()
+        results = run_in_threads(
+            8,
+            gated(
+                lambda i, buyer=buyer: order_create(
+                    customer=buyer,
+                    lines=[(sku.pk, 1)],
+                    delivery_mode="pickup",
+                    pickup_point_id=point.pk,
+                    coupon_code="TWICE",
+                )
+            ),
+        )
+        assert codes(results) == ["Order"] + ["coupon_unavailable"] * 7
+        assert CustomerCoupon.objects.filter(code=code, customer=buyer).count() == 1
+    assert CouponCode.objects.get(pk=code.pk).redemptions == 3

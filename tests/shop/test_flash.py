@@ -227,6 +227,30 @@ def test_a_paid_flash_order_keeps_its_units_and_quota():
     assert code_of(lambda: buy(item, customer)) == "purchase_limit_exceeded"
 
 
+def test_an_items_cap_can_be_changed_and_unknown_items_are_not_found():
+    item = flash_item(stock=5, cap=1)
+
+    assert flash_item_update(item_id=item.pk, per_customer_limit=3).per_customer_limit == 3
+    assert FlashItem.objects.get(pk=item.pk).per_customer_limit == 3
+    assert flash_item_update(item_id=item.pk).per_customer_limit == 3  # None: unchanged
+    assert code_of(lambda: flash_item_update(item_id=999_999, total_stock=1)) == (
+        "flash_item_not_found"
+    )
+
+
+def test_an_item_of_a_started_session_cannot_be_removed():
+    item = flash_item(stock=5)
+
+    with pytest.raises(ApplicationError) as started:
+        flash.flash_item_remove(item_id=item.pk)
+
+    assert (started.value.code, started.value.details) == (
+        "flash_session_started",
+        {"session_id": item.session_id},
+    )
+    assert FlashItem.objects.filter(pk=item.pk).exists()
+
+
 def _two_items_one_customer(cap: int = 2):
     """A customer holding 1 unit of item ``a`` (order ``first``) and 2 of item ``b``."""
     a, b = flash_item(stock=5, cap=cap), flash_item(stock=5, cap=cap)
