@@ -290,35 +290,6 @@ def _ids(related: Any) -> set[int]:
 
 SCOPE_RELATIONS = ("communities", "categories", "products", "skus")
 # The four scope tables in one round trip (the checkout's path: instead of four prefetches).
-_SCOPES_SQL = """
-SELECT coupontemplate_id, 'communities', community_id FROM shop_coupontemplate_communities
-WHERE coupontemplate_id = ANY(%(ids)s)
-UNION ALL SELECT coupontemplate_id, 'categories', category_id FROM shop_coupontemplate_categories
-WHERE coupontemplate_id = ANY(%(ids)s)
-UNION ALL SELECT coupontemplate_id, 'products', product_id FROM shop_coupontemplate_products
-WHERE coupontemplate_id = ANY(%(ids)s)
-UNION ALL SELECT coupontemplate_id, 'skus', sku_id FROM shop_coupontemplate_skus
-WHERE coupontemplate_id = ANY(%(ids)s)
-"""
-
-
-def scopes_attach(templates: Iterable[CouponTemplate]) -> None:
-    """Read the scope ids (communities, categories, products, SKUs) of ``templates`` in one
-    query and keep them on each template for ``template_fit``."""
-    by_pk = {template.pk: template for template in templates}
-    if not by_pk:
-        return
-    found: dict[int, dict[str, set[int]]] = {
-        pk: {relation: set() for relation in SCOPE_RELATIONS} for pk in by_pk
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_SCOPES_SQL, {"ids": list(by_pk)})
-        for template_id, relation, pk in cursor.fetchall():
-            found[template_id][relation].add(pk)
-    for pk, template in by_pk.items():
-        template._scope_ids = found[pk]  # type: ignore[attr-defined]
-
-
 def _scope(template: CouponTemplate, relation: str) -> set[int]:
     attached = getattr(template, "_scope_ids", None)
     if attached is not None:
@@ -464,8 +435,8 @@ def _held_sql() -> str:
 
 
 def _held_coupons(*, customer_id: int, coupon_ids: set[int]) -> dict[int, CustomerCoupon]:
-    """``coupon_ids`` of the customer's coupons, by pk, each with its template (scopes
-    attached, as ``scopes_attach`` does) and code."""
+    """``coupon_ids`` of the customer's coupons, by pk, each with its template (its scope ids
+    kept on it for ``template_fit``) and code."""
     if not coupon_ids:
         return {}
     with connection.cursor() as cursor:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from core.rows import columns, insert_rows, instance_from, width
 from shop.models import CouponCode, CustomerCoupon, Order, OrderEvent, OrderLine, Sku
 from shop.services import coupons
-from tests.factories import SkuFactory
+from tests.factories import CategoryFactory, CommunityFactory, SkuFactory
 from tests.shop.factories_coupons import CouponCodeFactory, coupon_for
 from tests.shop.factories_orders import QuickCustomerFactory
 
@@ -117,7 +117,16 @@ def test_an_instance_read_by_hand_equals_the_one_a_queryset_builds():
 def test_held_coupons_come_with_their_template_scopes_and_code():
     customer = QuickCustomerFactory()
     sku = SkuFactory()
-    plain = coupon_for(customer, amount=100, scope="skus", skus=[sku])
+    category, community = CategoryFactory(), CommunityFactory()
+    plain = coupon_for(
+        customer,
+        amount=100,
+        scope="skus",
+        skus=[sku],
+        products=[sku.product],
+        categories=[category],
+        communities=[community],
+    )
     code = CouponCodeFactory()
     redeemed = CustomerCoupon.objects.create(
         template=code.template,
@@ -134,8 +143,18 @@ def test_held_coupons_come_with_their_template_scopes_and_code():
     )
     assert set(found) == {plain.pk, redeemed.pk}  # never another customer's
     assert found[plain.pk].code is None
-    assert found[plain.pk].template._scope_ids["skus"] == {sku.pk}
-    assert found[plain.pk].template._scope_ids["communities"] == set()
+    assert found[plain.pk].template._scope_ids == {
+        "communities": {community.pk},
+        "categories": {category.pk},
+        "products": {sku.product_id},
+        "skus": {sku.pk},
+    }
+    assert found[redeemed.pk].template._scope_ids == {
+        "communities": set(),
+        "categories": set(),
+        "products": set(),
+        "skus": set(),
+    }
     assert isinstance(found[redeemed.pk].code, CouponCode)
     assert model_to_dict(found[redeemed.pk].code) == model_to_dict(code)
     assert model_to_dict(found[plain.pk]) == model_to_dict(CustomerCoupon.objects.get(pk=plain.pk))

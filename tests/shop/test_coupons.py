@@ -752,18 +752,6 @@ def test_two_codes_of_one_template_respect_its_per_customer_limit(buyer):
     )
 
 
-def test_the_scope_query_names_the_scope_tables_of_the_model():
-    from shop.models import CouponTemplate
-    from shop.services.coupons import _SCOPES_SQL, SCOPE_RELATIONS
-
-    for relation in SCOPE_RELATIONS:
-        through = getattr(CouponTemplate, relation).through
-        target = getattr(CouponTemplate, relation).field.m2m_reverse_name()
-        assert f"'{relation}', {target} FROM {through._meta.db_table}" in " ".join(
-            _SCOPES_SQL.split()
-        )
-
-
 def test_checkout_reads_a_coupon_and_its_whole_scope_in_one_query(django_assert_num_queries):
     from shop.services.coupons import checkout_offers
     from shop.services.pricing import PricingLine
