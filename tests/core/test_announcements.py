@@ -22,7 +22,7 @@ URL = "/api/v1/staff/announcements"
 
 
 def _run_sweep() -> int:
-    return announcements_send_due.delay().get()
+    return announcements_send_due.delay().get(disable_sync_subtasks=False)
 
 
 def _due(**kw) -> Announcement:

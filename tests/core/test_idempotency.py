@@ -201,7 +201,7 @@ def test_purge_deletes_only_records_older_than_the_ttl(settings, time_machine):
         )
     time_machine.move_to(now, tick=False)
 
-    deleted = idempotency_purge_expired.delay().get()
+    deleted = idempotency_purge_expired.delay().get(disable_sync_subtasks=False)
 
     assert deleted == 1
     assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new", "young"]
@@ -219,7 +219,7 @@ def test_purge_keeps_keys_at_least_a_day_even_with_a_shorter_ttl(settings, time_
         )
     time_machine.move_to(now, tick=False)
 
-    assert idempotency_purge_expired.delay().get() == 1
+    assert idempotency_purge_expired.delay().get(disable_sync_subtasks=False) == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["hours-old"]
 
 
@@ -230,7 +230,7 @@ def test_a_purged_key_can_be_used_again(customer, time_machine):
     ApiClient(token_for(customer.user)).post(URL, json=BODY, headers=_key("k-old"))
     Announcement.objects.all().delete()
     time_machine.move_to(start + timedelta(hours=49), tick=False)
-    idempotency_purge_expired.delay().get()
+    idempotency_purge_expired.delay().get(disable_sync_subtasks=False)
 
     response = ApiClient(token_for(customer.user)).post(URL, json=BODY, headers=_key("k-old"))
 

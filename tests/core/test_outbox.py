@@ -293,7 +293,7 @@ def test_the_same_event_handed_over_twice_runs_each_handler_once(
     with django_capture_on_commit_callbacks(execute=True):
         event = record({"thing_id": 7})
     # when: the broker redelivers the kick, and a sweep comes by
-    assert core_tasks.outbox_dispatch.delay(event.pk).get() == 0
+    assert core_tasks.outbox_dispatch.delay(event.pk).get(disable_sync_subtasks=False) == 0
     assert outbox.outbox_sweep() == 0
     for delivery in OutboxDelivery.objects.filter(event=event):
         assert outbox.delivery_run(delivery_id=delivery.pk) is False

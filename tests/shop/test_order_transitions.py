@@ -183,7 +183,7 @@ def test_expiry_task_is_the_service():
     with time_machine.travel(
         timezone.now() + settings.STOCK_RESERVATION_TTL + timedelta(seconds=1)
     ):
-        assert task.delay().get() == 1
+        assert task.delay().get(disable_sync_subtasks=False) == 1
 
 
 # --- fulfilment: staff, leader, pickup code ------------------------------------------------
