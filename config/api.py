@@ -24,3 +24,7 @@ api.add_router("/staff", staff_router)
 from shop.api import router as shop_router  # noqa: E402
 
 api.add_router("/", shop_router)
+
+from groupbuy.api import router as groupbuy_router  # noqa: E402
+
+api.add_router("/", groupbuy_router)

@@ -23,6 +23,7 @@ from tests.conftest import ApiClient, token_for
 from tests.core.utils import assert_error
 from tests.db_snapshot import db_snapshot
 from tests.factories import AddressFactory, CommunityFactory, CustomerFactory, StaffFactory
+from tests.groupbuy.factories import campaign, open_group
 from tests.shop.factories_coupons import CouponTemplateFactory
 from tests.shop.factories_orders import paid, place, quick_pickup_point
 
@@ -132,6 +133,7 @@ def world(db):
     payment = Payment.objects.create(
         order=unpaid, provider=Payment.Provider.SANDBOX, amount=unpaid.total
     )
+    group, _ = open_group(campaign(size=3))
     ids = {
         "order_id": order.pk,
         "community_id": community.pk,
@@ -141,6 +143,9 @@ def world(db):
         "payment_id": payment.pk,
         "template_id": CouponTemplateFactory(channel="issued").pk,
         "customer_id": shopper.pk,
+        "campaign_id": group.campaign_id,
+        "group_id": group.pk,
+        "share_token": group.share_token,
     }
     return {
         "ids": ids,

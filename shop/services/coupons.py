@@ -289,6 +289,8 @@ def _ids(related: Any) -> set[int]:
 
 
 SCOPE_RELATIONS = ("communities", "categories", "products", "skus")
+
+
 # The four scope tables in one round trip (the checkout's path: instead of four prefetches).
 def _scope(template: CouponTemplate, relation: str) -> set[int]:
     attached = getattr(template, "_scope_ids", None)
