@@ -512,6 +512,80 @@ def test_template_rules_name_the_field():
     assert CouponTemplate.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"kind": "bogus"}, "kind", "unknown kind"),
+        ({"amount": 0}, "amount", "a fixed coupon takes at least 1 fen off"),
+        (
+            {"kind": "percent", "percent_bps": 10_001},
+            "percent_bps",
+            "between 1 and 10000 basis points",
+        ),
+        (
+            {"kind": "percent", "percent_bps": 500, "max_discount": 0},
+            "max_discount",
+            "at least 1 fen, or empty for no cap",
+        ),
+        ({"kind": "threshold", "tiers": []}, "tiers", 'a list of {"threshold": fen, "off": fen}'),
+        (
+            {
+                "kind": "threshold",
+                "tiers": [{"threshold": 100 * i, "off": i} for i in range(1, 12)],
+            },
+            "tiers",
+            "at most 10 tiers",
+        ),
+        (
+            {
+                "kind": "threshold",
+                "tiers": [{"threshold": 200, "off": 50}, {"threshold": 100, "off": 10}],
+            },
+            "tiers",
+            "thresholds rise strictly",
+        ),
+        (
+            {"kind": "threshold", "tiers": [{"threshold": 100, "off": 200}]},
+            "tiers",
+            "each tier takes 1 fen up to its threshold off",
+        ),
+        (
+            {
+                "kind": "threshold",
+                "tiers": [{"threshold": 100, "off": 50}, {"threshold": 200, "off": 40}],
+            },
+            "tiers",
+            "a higher threshold never takes less off",
+        ),
+        ({"min_spend": -1}, "min_spend", "not negative"),
+        ({"valid_days": None}, "valid_until", "give a validity window or valid_days"),
+        ({"valid_days": 0}, "valid_days", "at least 1"),
+        ({"channel": "fan_drop"}, "claim_starts_at", "a fan-welfare drop starts at a set time"),
+        ({"per_customer_limit": 0}, "per_customer_limit", "at least 1"),
+        (
+            {"total_quantity": 4, "issued_count": 5},
+            "total_quantity",
+            "not below the coupons already issued",
+        ),
+        (
+            {"kind": "free_shipping", "amount": 0, "is_exclusive": True},
+            "is_exclusive",
+            "free shipping has its own slot",
+        ),
+    ],
+)
+def test_each_template_rule_names_its_field_and_reason(fields, field, reason):
+    base = {"name": "x", "kind": "fixed", "amount": 100, "channel": "claimable", "valid_days": 3}
+    template = CouponTemplate(**{**base, **fields})
+    with pytest.raises(ApplicationError) as excinfo:
+        coupons.template_check(template)
+    assert (excinfo.value.code, excinfo.value.details) == (
+        "coupon_template_invalid",
+        {"field": field, "reason": reason},
+    )
+    assert excinfo.value.message == f"Invalid coupon template: {field}: {reason}"
+
+
 def test_a_scoped_template_needs_its_list_to_activate():
     template = coupons.coupon_template_create(
         staff=None,

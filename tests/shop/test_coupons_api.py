@@ -467,7 +467,14 @@ def test_a_code_in_use_whatever_its_case_is_409_and_adds_nothing(operator):
         f"{API}/staff/coupon-templates/{template.pk}/codes",
         json={"kind": "shared", "code": "SUMMER5"},
     )
-    assert (r.status_code, error(r)["code"]) == (409, "coupon_code_taken")
+    assert (r.status_code, error(r)) == (
+        409,
+        {
+            "code": "coupon_code_taken",
+            "message": "This code is already in use.",
+            "details": {"code": "SUMMER5"},
+        },
+    )
     assert CouponCode.objects.count() == before
 
 
@@ -480,6 +487,7 @@ def test_codes_only_for_code_templates_that_have_not_ended(operator):
             json={"kind": "single_use", "count": 1},
         )
         assert (r.status_code, error(r)["code"]) == (409, "coupon_not_issuable")
+        assert error(r)["details"] == {"channel": template.channel, "status": template.status}
     r = operator.post(f"{API}/staff/coupon-templates/999999/codes", json={"kind": "shared"})
     assert (r.status_code, error(r)["code"]) == (404, "coupon_template_not_found")
     r = operator.get(f"{API}/staff/coupon-templates/999999/codes")

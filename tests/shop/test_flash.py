@@ -251,6 +251,29 @@ def test_an_item_of_a_started_session_cannot_be_removed():
     assert FlashItem.objects.filter(pk=item.pk).exists()
 
 
+def test_flash_refusals_say_what_happened():
+    item = flash_item(stock=3, cap=1)
+    customer = QuickCustomerFactory()
+    buy(item, customer)
+    buy(item)
+
+    with pytest.raises(ApplicationError) as held:
+        flash_item_update(item_id=item.pk, total_stock=1)
+    assert (held.value.message, held.value.details) == (
+        "Buyers hold more units than that would leave.",
+        {"item_id": item.pk, "held": 2},
+    )
+    with pytest.raises(ApplicationError) as over:
+        buy(item, customer)
+    assert over.value.message == "This exceeds the per-customer limit of this flash sale item."
+    with pytest.raises(ApplicationError) as missing:
+        flash.flash_session_update(session_id=999_999, title="x")
+    assert (missing.value.code, missing.value.message) == (
+        "flash_session_not_found",
+        "Flash sale not found.",
+    )
+
+
 def _two_items_one_customer(cap: int = 2):
     """A customer holding 1 unit of item ``a`` (order ``first``) and 2 of item ``b``."""
     a, b = flash_item(stock=5, cap=cap), flash_item(stock=5, cap=cap)
