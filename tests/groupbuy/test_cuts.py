@@ -197,6 +197,14 @@ def test_the_first_cut_bounds_default_to_10_and_30_percent():
         )
 
 
+def test_each_default_bound_is_the_one_documented():
+    # pinning the other bound leaves one possible first cut: 30 % and 10 % of the total
+    for seed in range(20):
+        kwargs = {**VALID, "seed": seed, "start_price": 10_100}  # total 10 000
+        assert cut_plan(**kwargs, first_cut_min_bps=3000)[0] == 3000
+        assert cut_plan(**kwargs, first_cut_max_bps=1000)[0] == 1000
+
+
 def test_new_seed_fits_a_bigint_and_varies():
     seeds = [new_seed() for _ in range(20)]
     assert all(type(seed) is int and 0 <= seed < 2**63 for seed in seeds)

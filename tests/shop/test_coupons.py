@@ -377,6 +377,19 @@ def test_a_code_is_redeemed_once_per_customer_and_a_cancelled_orders_stays_with_
     code.refresh_from_db()
     assert code.redemptions == 1  # the coupon came back; the code was not redeemed again
 
+    order_cancel(order_id=again.pk, customer=buyer)
+    mine.refresh_from_db()
+    with time_machine.travel(mine.valid_until + timedelta(seconds=1)):
+        assert refused(customer=buyer, coupon_code="MINE") == (
+            422,
+            "coupon_expired",
+            {
+                "coupon_code": "MINE",
+                "valid_from": mine.valid_from.isoformat(),
+                "valid_until": mine.valid_until.isoformat(),
+            },
+        )
+
 
 def test_a_code_whose_batch_is_gone_is_unavailable(buyer):
     CouponCodeFactory(code="GONE", template__total_quantity=1, template__issued_count=1)
@@ -460,6 +473,10 @@ def test_only_active_claimable_templates_in_their_window_are_claimable(buyer):
     for reason, template in cases.items():
         status, code, details = claim_error(buyer, template)
         assert (status, code, details["reason"]) == (409, "coupon_not_claimable", reason)
+    assert claim_error(buyer, cases["not_started"])[2] == {
+        "reason": "not_started",
+        "claim_starts_at": cases["not_started"].claim_starts_at.isoformat(),
+    }
     assert claim_error(buyer, paused)[2] == {"reason": "not_claimable"}
     with pytest.raises(ApplicationError) as excinfo:
         coupons.coupon_claim(customer=buyer, template_id=10**9)
@@ -510,6 +527,37 @@ def test_template_rules_name_the_field():
             field,
         ), fields
     assert CouponTemplate.objects.count() == 0
+
+
+def test_template_refusals_name_what_is_wrong():
+    with pytest.raises(ApplicationError) as unknown:
+        coupons.coupon_template_set_status(template_id=10**9, status="active")
+    assert (unknown.value.code, unknown.value.message) == (
+        "coupon_template_not_found",
+        "Coupon template not found.",
+    )
+    with pytest.raises(ApplicationError) as not_issuable:
+        coupons.coupon_issuance_create(
+            template_id=CouponTemplateFactory().pk, segment="new_customers", params={}, staff=None
+        )
+    assert not_issuable.value.message == (
+        "Only active templates of the issued or compensation channel are issued by staff."
+    )
+    with pytest.raises(ApplicationError) as no_category:
+        coupons.coupon_template_create(
+            staff=None,
+            name="x",
+            kind="fixed",
+            amount=1,
+            channel="claimable",
+            valid_days=1,
+            scope="categories",
+            category_ids=[10**9],
+        )
+    assert no_category.value.details == {
+        "field": "category_ids",
+        "reason": f"unknown ids {[10**9]}",
+    }
 
 
 @pytest.mark.parametrize(

@@ -363,7 +363,9 @@ def test_a_started_session_keeps_its_start_and_prices_but_stock_can_change():
     assert code_of(lambda: flash_item_update(item_id=item.pk, total_stock=0)) == (
         "flash_session_invalid"
     )
-    flash_session_update(session_id=session.pk, ends_at=session.ends_at + timedelta(hours=1))
+    later = session.ends_at + timedelta(hours=1)
+    flash_session_update(session_id=session.pk, ends_at=later)
+    assert FlashSession.objects.get(pk=session.pk).ends_at == later
 
 
 def test_stock_never_drops_below_what_buyers_hold():
