@@ -560,6 +560,11 @@ def test_template_refusals_name_what_is_wrong():
     }
 
 
+def test_an_unknown_segment_is_a_programming_error():
+    with pytest.raises(ValueError, match=r"^unknown segment 'bogus'$"):
+        coupons.segment_customers("bogus", {})
+
+
 @pytest.mark.parametrize(
     ("fields", "field", "reason"),
     [
