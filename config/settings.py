@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.tasks.orders_expire_due",
         "schedule": env.float("ORDER_EXPIRY_SWEEP_SECONDS", default=30.0),
     },
+    "groups-expire-due": {
+        "task": "groupbuy.tasks.groups_expire_due",
+        "schedule": env.float("GROUP_EXPIRY_SWEEP_SECONDS", default=30.0),
+    },
     "flash-sessions-tick": {
         "task": "shop.tasks.flash_sessions_tick",
         "schedule": env.float("FLASH_TICK_SECONDS", default=2.0),

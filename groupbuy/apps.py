@@ -6,6 +6,7 @@ class GroupbuyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from groupbuy import subscribers
+        from groupbuy import events, subscribers
 
+        events.register_events()
         subscribers.register()

@@ -4,12 +4,14 @@ does to its group.
 A group's states (each change under the group's row lock, groupbuy/locks.py)::
 
     open --the last seat is paid (seat_mark_paid)--> succeeded
-    open --expired (the expiry sweep, step 2)--> failed, or succeeded with auto_completed
+    open --expired (groups_expire_due, every 30 s)--> failed, or succeeded (auto_completed)
 
 A seat's states (one seat per order; a customer has at most one live seat per group)::
 
     held --its order is paid (seat_mark_paid)--> paid
     held --its order is cancelled or expires (seat_release)--> released
+    held --its group expires (groups_expire_due)--> released (its unpaid order cancelled,
+           reason ``group_closed``), or paid (its order was paid in time)
 
 ``held_seats + paid_seats <= size`` always (a check constraint backs the services): a seat is
 taken when its order is placed, in the same transaction, and held until the order's payment
@@ -55,12 +57,25 @@ Rules chosen where the brief was silent:
   expiry sweep has not failed the group yet (the order's deadline was within the group's life;
   the sweep, which locks the group too, decides failure once). A payment for a seat that was
   released or of a group no longer open changes no group and moves nobody to another group: it
-  is logged as an error, and step 2 (failure refunds) refunds such orders.
+  is logged as an error and the order is refunded in full (``refund_for_group``, the same
+  idempotent refund as a failed group's).
 - When the leader's order is cancelled or expires while the group is open, leadership passes to
   the earliest other live seat (paid first, then held); with none, the next buyer to join
   becomes the leader. Passing leadership never reprices an order: only the opener gets the
   leader price. ``is_leader`` marks the current leader's seat (one live leader seat per group).
-- A group left with no live seat stays open until it expires (the sweep, step 2, fails it).
+- A group left with no live seat stays open until it expires (the sweep fails it).
+- The expiry sweep (``groups_expire_due``) closes each open group with ``expires_at <= now``
+  once, under the group's lock, re-checking its status. Held seats first: unpaid orders are
+  cancelled (reason ``group_closed``), already-paid ones count as paid. All seats paid: it
+  succeeds. ``auto_complete`` with at least one paid seat and ``paid * 10000 >= size *
+  auto_complete_min_fill_bps``: it succeeds with ``auto_completed`` and ``waived_seats = size -
+  paid`` (logged at INFO); otherwise it fails. A success releases every paid order's hold; a
+  failure refunds every paid order in full, automatically, with reason ``group_failed`` (exactly
+  one such refund per order, checked under the order's lock; created in the failure's
+  transaction and sent to the provider after commit; the stuck-refund sweep resends it). Paid
+  seats of a failed group stay ``paid`` (the refund is the order's). Members are notified
+  (``group_succeeded`` / ``group_failed``, once per member and group) and ``group_succeeded`` /
+  ``group_failed`` are recorded in the outbox (groupbuy/events.py), a normal success included.
 
 Lock order (groupbuy/locks.py, shop/locks.py): group -> seat -> order -> customer -> SKU stock.
 Placing an order, the seat and the group's counters are written inside the checkout's
@@ -76,12 +91,14 @@ from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
-from groupbuy import locks
+from core.notifications import notify
+from groupbuy import events, locks
 from groupbuy.error_codes import GroupBuyErrorCode
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
 from shop import locks as shop_locks
 from shop.models import Customer, Order, Sku
 from shop.services import orders
+from shop.services.refunds import refund_for_group
 from shop.services.stock import (
     out_of_stock,
     stock_refuse_known_short,
@@ -360,9 +377,10 @@ def _locked_seat(*, order_id: int, group_id: int | None) -> tuple[Group, GroupSe
 
 def seat_mark_paid(*, order_id: int, group_id: int | None) -> GroupSeat | None:
     """The seat's order was paid: the seat is paid; the group's last paid seat makes it
-    succeed and releases every member's order. Idempotent (a paid seat is returned as is). A
-    released seat or a group no longer open changes nothing and is logged (step 2 refunds such
-    orders); the buyer is never moved to another group."""
+    succeed (``group_succeeded``) and releases every member's order. Idempotent (a paid seat is
+    returned as is). A payment for a released seat or of a group no longer open changes no group
+    and moves nobody to another group: the order is refunded in full (``refund_for_group``, one
+    per order), in this transaction, and sent after commit."""
     with transaction.atomic():
         found = _locked_seat(order_id=order_id, group_id=group_id)
         if found is None:
@@ -372,34 +390,178 @@ def seat_mark_paid(*, order_id: int, group_id: int | None) -> GroupSeat | None:
             return seat
         if seat.status != SEAT.HELD or group.status != OPEN:
             logger.error(
-                "group-buy order %s was paid for a %s seat of a %s group %s",
+                "group-buy order %s was paid for a %s seat of a %s group %s: refunding it",
                 order_id,
                 seat.status,
                 group.status,
                 group.pk,
             )
+            refund_for_group(order_id=order_id)
             return seat
         now = timezone.now()
-        seat.status = SEAT.PAID
-        seat.paid_at = now
-        seat.save(update_fields=["status", "paid_at"])
-        group.held_seats -= 1
-        group.paid_seats += 1
+        _seat_paid(group, seat, now)
         fields = ["held_seats", "paid_seats"]
         if group.paid_seats == group.size:
-            group.status = Group.Status.SUCCEEDED
-            group.succeeded_at = now
-            fields += ["status", "succeeded_at"]
+            fields += _succeed(group, now)
         group.save(update_fields=fields)
         if group.status == Group.Status.SUCCEEDED:
-            paid_orders = (
-                GroupSeat.objects.filter(group=group, status=SEAT.PAID)
-                .order_by("order_id")
-                .values_list("order_id", flat=True)
-            )
-            for paid_order_id in paid_orders:
-                orders.order_release_hold(order_id=paid_order_id)
+            _after_success(group)
         return seat
+
+
+def _seat_paid(group: Group, seat: GroupSeat, now: datetime) -> None:
+    """Held -> paid (the caller saves the group's counters)."""
+    seat.status = SEAT.PAID
+    seat.paid_at = now
+    seat.save(update_fields=["status", "paid_at"])
+    group.held_seats -= 1
+    group.paid_seats += 1
+
+
+def _succeed(group: Group, now: datetime, *, waived: int = 0) -> list[str]:
+    group.status = Group.Status.SUCCEEDED
+    group.succeeded_at = now
+    fields = ["status", "succeeded_at"]
+    if waived:
+        group.auto_completed = True
+        group.waived_seats = waived
+        fields += ["auto_completed", "waived_seats"]
+    return fields
+
+
+def _paid_orders(group: Group) -> list[int]:
+    return list(
+        GroupSeat.objects.filter(group=group, status=SEAT.PAID)
+        .order_by("order_id")
+        .values_list("order_id", flat=True)
+    )
+
+
+def _members(group: Group, order_ids: list[int]) -> list[tuple[int, int]]:
+    """(order id, user id) of these orders' buyers."""
+    return list(
+        Order.objects.filter(pk__in=order_ids).order_by("pk").values_list("pk", "customer__user_id")
+    )
+
+
+def _after_success(group: Group) -> None:
+    """Release every paid order, tell the members, announce ``group_succeeded``."""
+    paid_orders = _paid_orders(group)
+    for paid_order_id in paid_orders:
+        orders.order_release_hold(order_id=paid_order_id)
+    for order_id, user_id in _members(group, paid_orders):
+        notify(
+            user_id=user_id,
+            kind="group_succeeded",
+            title="Your group-buy succeeded",
+            body="Your group is complete: your order will now be prepared.",
+            data={"group_id": group.pk, "order_id": order_id},
+            dedupe_key=f"group:{group.pk}:succeeded",
+        )
+    events.group_succeeded(group, paid_orders)
+
+
+# --- the expiry sweep -----------------------------------------------------------------------------
+def groups_expire_due(*, now: datetime | None = None) -> int:
+    """Periodic: close every open group past its expiry (``expires_at <= now``), one at a time in
+    pk order, each in its own transaction with the group locked and re-checked (another sweep or
+    a payment may have closed it meanwhile). Returns how many groups this run closed.
+
+    Held seats: an unpaid order is cancelled (reason ``group_closed``: stock and coupons come
+    back) and its seat released; an order already paid whose ``order_paid`` has not reached the
+    seat yet counts as paid (its payment landed while the group was open). Then, with every seat
+    paid the group succeeds; with ``auto_complete`` and at least one paid seat and
+    ``paid * 10000 >= size * auto_complete_min_fill_bps`` it succeeds with ``auto_completed`` and
+    the missing seats waived (no member is invented); either way every paid order is released.
+    Otherwise the group fails and every paid order is refunded in full (``refund_for_group``:
+    approved, reason ``group_failed``, one per order, in the same transaction, sent to the
+    provider after commit). Members are notified; ``group_succeeded`` / ``group_failed`` is
+    recorded. A group that cannot be closed (an error) is logged and retried by the next run."""
+    now = now or timezone.now()
+    due = list(
+        Group.objects.filter(status=OPEN, expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    closed = 0
+    for group_id in due:
+        try:
+            closed += _expire(group_id, now)
+        except Exception:  # one broken group must not stop the others; the next run retries it
+            logger.exception("closing expired group %s failed", group_id)
+    return closed
+
+
+def _expire(group_id: int, now: datetime) -> bool:
+    with transaction.atomic():
+        group = locks.lock_group(group_id)
+        if group is None or group.status != OPEN or group.expires_at > now:
+            return False  # closed by another run (or by its last payment) meanwhile
+        cancelled: list[int] = []
+        held = GroupSeat.objects.filter(group=group, status=SEAT.HELD).order_by("order_id")
+        for seat in held:
+            order = orders.lock_order(order_id=seat.order_id)
+            if order.status in (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED):
+                _seat_paid(group, seat, now)  # paid in time; its order_paid is on its way
+                continue
+            if order.status == Order.Status.PENDING_PAYMENT:
+                orders.order_cancel(order_id=order.pk, reason="group_closed")
+            cancelled.append(order.pk)
+            seat.status = SEAT.RELEASED
+            seat.released_at = now
+            seat.is_leader = False
+            seat.save(update_fields=["status", "released_at", "is_leader"])
+            group.held_seats -= 1
+        fields = ["held_seats", "paid_seats"]
+        campaign = group.campaign
+        paid = group.paid_seats
+        filled = paid * 10_000 >= group.size * campaign.auto_complete_min_fill_bps
+        if paid == group.size:
+            group.save(update_fields=fields + _succeed(group, now))
+            _after_success(group)
+        elif campaign.auto_complete and paid >= 1 and filled:
+            group.save(update_fields=fields + _succeed(group, now, waived=group.size - paid))
+            logger.info(
+                "group %s of campaign %s auto-completed with %s of %s seats paid (%s waived)",
+                group.pk,
+                campaign.pk,
+                paid,
+                group.size,
+                group.waived_seats,
+            )
+            _after_success(group)
+        else:
+            group.status = Group.Status.FAILED
+            group.failed_at = now
+            group.save(update_fields=[*fields, "status", "failed_at"])
+            _after_failure(group, cancelled)
+        return True
+
+
+def _after_failure(group: Group, cancelled: list[int]) -> None:
+    """Refund every paid order (sent after commit), tell the members, announce ``group_failed``."""
+    paid_orders = _paid_orders(group)
+    for paid_order_id in paid_orders:
+        refund_for_group(order_id=paid_order_id)
+    for order_id, user_id in _members(group, paid_orders):
+        notify(
+            user_id=user_id,
+            kind="group_failed",
+            title="Your group-buy did not succeed",
+            body="Your group did not fill in time: your payment is being refunded in full.",
+            data={"group_id": group.pk, "order_id": order_id},
+            dedupe_key=f"group:{group.pk}:failed",
+        )
+    for order_id, user_id in _members(group, cancelled):
+        notify(
+            user_id=user_id,
+            kind="group_failed",
+            title="Your group-buy did not succeed",
+            body="Your group did not fill in time: your unpaid order was cancelled.",
+            data={"group_id": group.pk, "order_id": order_id},
+            dedupe_key=f"group:{group.pk}:failed",
+        )
+    events.group_failed(group, paid_orders)
 
 
 def seat_release(*, order_id: int, group_id: int | None) -> GroupSeat | None:

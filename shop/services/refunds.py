@@ -18,6 +18,9 @@ default (``restock``); after fulfilment staff decide. Customers may ask for a re
 order is paid, partially refunded or fulfilled (the after-sale window); staff may also refund a
 completed order.
 
+A group-buy order whose group did not succeed is refunded in full by the system
+(``refund_for_group``: approved at once, reason ``group_failed``, one per order).
+
 A refund "for an unapplied payment" (a payment that arrived for a cancelled order, or a second
 payment) has no lines: it returns that payment and leaves the order alone.
 """
@@ -269,6 +272,66 @@ def refund_issue(
             requested_by=staff,
             decided_by=staff,
         )
+        enqueue_on_commit(tasks.refund_send, refund.pk)
+        return refund
+
+
+def refund_for_group(*, order_id: int) -> Refund | None:
+    """The system refunds a group-buy order in full because its group did not succeed (or the
+    payment landed on a seat that no longer counts): approved at once, reason ``group_failed``,
+    no staff involved, sent to the provider after commit (``shop.tasks.refund_send``; the
+    stuck-refund sweep resends it until the provider answers).
+
+    Exactly one ``group_failed`` refund per order, checked under the order's lock: if one exists
+    (in any state) it is returned and nothing is created. An order that is not refundable (unpaid,
+    cancelled: a late payment is returned by ``refund_for_unapplied_payment``; already fully
+    refunded) gets none and None is returned. A customer's refund request still open is rejected
+    as superseded; if an approved refund is already on its way, the group refund is for what is
+    left beyond it (by amount), and None when nothing is left. Call inside or outside a
+    transaction (the caller's, e.g. the group's failure, so both commit together)."""
+    with transaction.atomic():
+        order = lock_order(order_id=order_id)
+        existing = Refund.objects.filter(
+            order=order, reason=Refund.Reason.GROUP_FAILED, lines__isnull=False
+        ).first()
+        if existing is not None:
+            return existing
+        if order.status not in STAFF_REFUNDABLE:
+            return None
+        open_refunds = Refund.objects.filter(
+            order=order, status__in=(R.REQUESTED, R.APPROVED), lines__isnull=False
+        ).distinct()
+        in_flight = 0
+        for other in open_refunds.order_by("pk"):
+            if other.status == R.REQUESTED:
+                other.status = R.REJECTED
+                other.decided_at = timezone.now()
+                other.failure_message = "Superseded by the group-buy refund."
+                other.save(update_fields=["status", "decided_at", "failure_message"])
+                _timeline(other, Kind.REFUND_REJECTED, reason="superseded by group_failed")
+            else:
+                in_flight += other.amount
+        amount = None
+        if in_flight:
+            left = sum(
+                line.line_total - line.refunded_amount
+                for line in OrderLine.objects.filter(order=order)
+            )
+            amount = left - in_flight
+            if amount < 1:
+                return None
+        parts = _plan(order, lines=None, amount=amount)
+        refund = _create(
+            order,
+            parts,
+            status=R.APPROVED,
+            reason=Refund.Reason.GROUP_FAILED,
+            restock=_restock(parts, None, fulfilled=order.fulfilled_at is not None),
+            note="",
+            requested_by=None,
+        )
+        refund.decided_at = timezone.now()
+        refund.save(update_fields=["decided_at"])
         enqueue_on_commit(tasks.refund_send, refund.pk)
         return refund
 

@@ -1,14 +1,19 @@
 """Group-buy races on real PostgreSQL with threads, each with its own connection; exact outcomes.
 And the lock helpers really lock (seen from a second connection)."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
+from core import outbox
 from core.errors import ApplicationError
-from core.models import OutboxDelivery
-from groupbuy import locks
+from core.models import OutboxDelivery, OutboxEvent
+from groupbuy import events, locks
 from groupbuy.models import Group, GroupCampaign, GroupSeat
-from shop.models import Order
+from groupbuy.services import groups_expire_due
+from shop.models import Order, Refund
 from tests.conftest import run_in_threads
 from tests.groupbuy.factories import campaign, join, open_group
 from tests.shop.factories_orders import QuickCustomerFactory, pay, quick_pickup_point
@@ -79,6 +84,35 @@ def test_every_seat_paid_at_once_makes_the_group_succeed_once_and_releases_every
     released = Order.objects.filter(pk__in=[o.pk for o in seat_orders], fulfilment_held=False)
     assert released.exclude(pickup_code=None).count() == 4
     assert OutboxDelivery.objects.exclude(status="done").count() == 0
+
+
+def _on_group_failed(**payload):
+    pass
+
+
+def test_two_expiry_sweeps_at_once_fail_the_group_once_and_refund_each_paid_order_once():
+    # given: an expired group of 3 with two seats paid and one held
+    group, leader_order = open_group(campaign(size=3))
+    member_order = join(group)[1]
+    held_order = join(group)[1]
+    pay(leader_order)
+    pay(member_order)
+    outbox.subscribe(events.GROUP_FAILED, _on_group_failed)
+    try:
+        # when: two sweeps run at once
+        later = timezone.now() + timedelta(days=2)
+        results = run_in_threads(2, lambda i: groups_expire_due(now=later))
+    finally:
+        outbox.unsubscribe(events.GROUP_FAILED, _on_group_failed)
+    # then: one of them closed it, once
+    assert sorted(results) == [0, 1]
+    group.refresh_from_db()
+    assert (group.status, group.held_seats, group.paid_seats) == ("failed", 0, 2)
+    for order in (leader_order, member_order):
+        refunds = Refund.objects.filter(order=order, reason=Refund.Reason.GROUP_FAILED)
+        assert [refund.status for refund in refunds] == ["succeeded"]
+    assert Order.objects.get(pk=held_order.pk).status == "cancelled"
+    assert OutboxEvent.objects.filter(name=events.GROUP_FAILED).count() == 1
 
 
 # --- the helpers lock their rows ------------------------------------------------------------------

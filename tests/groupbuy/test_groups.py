@@ -353,7 +353,7 @@ def test_a_second_delivery_of_order_paid_changes_nothing(committed, caplog):
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []  # replays are normal
 
 
-def test_a_payment_for_a_group_no_longer_open_changes_no_group(committed, caplog):
+def test_a_payment_for_a_group_no_longer_open_changes_no_group_and_is_refunded(committed, caplog):
     group, order = open_group(campaign(size=2))
     Group.objects.filter(pk=group.pk).update(status="failed", failed_at=timezone.now())
     caplog.set_level(logging.ERROR, logger="groupbuy.services")
@@ -364,6 +364,7 @@ def test_a_payment_for_a_group_no_longer_open_changes_no_group(committed, caplog
     assert (group.status, group.held_seats, group.paid_seats) == ("failed", 1, 0)
     assert seat_of(order).status == "held"
     assert fresh(order).fulfilment_held is True
+    assert fresh(order).status == "refunded"  # in full, reason group_failed (test_expiry.py)
     assert Group.objects.count() == 1  # nobody was moved to another group
     assert "was paid for a held seat of a failed group" in caplog.text
 
