@@ -5,7 +5,7 @@ from core.error_codes import ErrorCode
 
 
 class GroupBuyErrorCode(ErrorCode):
-    """Opening and joining groups (groupbuy/services.py)."""
+    """Opening and joining groups, and operators' campaign checks (groupbuy/services.py)."""
 
     CAMPAIGN_NOT_FOUND = "campaign_not_found", 404
     CAMPAIGN_NOT_ACTIVE = "campaign_not_active", 409
@@ -17,3 +17,4 @@ class GroupBuyErrorCode(ErrorCode):
     GROUP_NOT_JOINABLE = "group_not_joinable", 409
     TOO_MANY_OPEN_GROUPS = "too_many_open_groups", 409
     QUANTITY_OVER_LIMIT = "quantity_over_limit", 422
+    CAMPAIGN_INVALID = "campaign_invalid", 422

@@ -77,6 +77,11 @@ Rules chosen where the brief was silent:
   (``group_succeeded`` / ``group_failed``, once per member and group) and ``group_succeeded`` /
   ``group_failed`` are recorded in the outbox (groupbuy/events.py), a normal success included.
 
+Operators (the admin, groupbuy/admin.py): a campaign's SKUs must be of its product and sell
+below their price (``check_campaign_sku``, 422 ``campaign_invalid``); ``campaign_end`` stops new
+groups (open ones run until they expire); ``group_force_fail`` closes an open group now as its
+expiry would, without auto-complete (a group whose seats are all paid succeeds instead).
+
 Lock order (groupbuy/locks.py, shop/locks.py): group -> seat -> order -> customer -> SKU stock.
 Placing an order, the seat and the group's counters are written inside the checkout's
 ``reserve`` step just before the stock reservation, so the hot stock row is still locked last.
@@ -492,11 +497,13 @@ def groups_expire_due(*, now: datetime | None = None) -> int:
     return closed
 
 
-def _expire(group_id: int, now: datetime) -> bool:
+def _expire(group_id: int, now: datetime, *, force_fail: bool = False) -> bool:
     with transaction.atomic():
         group = locks.lock_group(group_id)
-        if group is None or group.status != OPEN or group.expires_at > now:
+        if group is None or group.status != OPEN:
             return False  # closed by another run (or by its last payment) meanwhile
+        if group.expires_at > now and not force_fail:
+            return False
         cancelled: list[int] = []
         held = GroupSeat.objects.filter(group=group, status=SEAT.HELD).order_by("order_id")
         for seat in held:
@@ -516,10 +523,10 @@ def _expire(group_id: int, now: datetime) -> bool:
         campaign = group.campaign
         paid = group.paid_seats
         filled = paid * 10_000 >= group.size * campaign.auto_complete_min_fill_bps
-        if paid == group.size:
+        if paid == group.size:  # every seat paid: even a forced close cannot fail it
             group.save(update_fields=fields + _succeed(group, now))
             _after_success(group)
-        elif campaign.auto_complete and paid >= 1 and filled:
+        elif campaign.auto_complete and paid >= 1 and filled and not force_fail:
             group.save(update_fields=fields + _succeed(group, now, waived=group.size - paid))
             logger.info(
                 "group %s of campaign %s auto-completed with %s of %s seats paid (%s waived)",
@@ -603,3 +610,47 @@ def seat_release(*, order_id: int, group_id: int | None) -> GroupSeat | None:
                 fields.append("leader")
         group.save(update_fields=fields)
         return seat
+
+
+# --- operators ------------------------------------------------------------------------------------
+def check_campaign_sku(
+    *, product_id: int, sku: Sku, group_price: int, leader_price: int | None
+) -> None:
+    """A campaign SKU must be of the campaign's product and sell below its price: 422
+    ``campaign_invalid`` (``details.field``) otherwise."""
+
+    def invalid(field: str, reason: str) -> InvalidInput:
+        return InvalidInput(
+            f"Invalid group-buy SKU: {reason}",
+            code=GroupBuyErrorCode.CAMPAIGN_INVALID,
+            details={"field": field, "reason": reason},
+        )
+
+    if sku.product_id != product_id:
+        raise invalid("sku", "the SKU is not of the campaign's product")
+    if not 1 <= group_price < sku.price:
+        raise invalid("group_price", "between 1 fen and below the SKU's price")
+    if leader_price is not None and not 1 <= leader_price <= group_price:
+        raise invalid("leader_price", "between 1 fen and the group price")
+
+
+def campaign_end(*, campaign_id: int) -> GroupCampaign:
+    """An operator ends a campaign: no new groups; groups already open run until they expire
+    (their members paid for that time). Idempotent."""
+    with transaction.atomic():
+        campaign = locks.lock_campaign(campaign_id)
+        if campaign is None:
+            raise NotFound(
+                "Group-buy campaign not found.", code=GroupBuyErrorCode.CAMPAIGN_NOT_FOUND
+            )
+        if campaign.status != GroupCampaign.Status.ENDED:
+            campaign.status = GroupCampaign.Status.ENDED
+            campaign.save(update_fields=["status"])
+        return campaign
+
+
+def group_force_fail(*, group_id: int) -> bool:
+    """An operator fails an open group now, as its expiry would (unpaid seats cancelled, every
+    paid member refunded in full, members told) but without auto-complete. A group whose seats
+    are all paid succeeds instead. False when the group is not open (nothing to do)."""
+    return _expire(group_id, timezone.now(), force_fail=True)
