@@ -101,6 +101,8 @@ GROUP: dict[str, Any] = {
     ],
     "is_member": True,
     "share_token": "Zq3v8mK1xR0bT7cY2nH5wA",
+    "topic": "group:17",
+    "seq": 3,
 }
 _GROUP_ORDER_LINE: dict[str, Any] = {
     **cast(list[dict[str, Any]], response_examples.ORDER_PLACED["lines"])[0],
@@ -225,8 +227,11 @@ GROUP_DETAIL_TEXT = (
     "`seconds_left`, and its members: the held and paid seats in seat order with nickname, "
     "avatar, leader and paid flags. An auto-completed group says so in `disclosure` (how many "
     "seats real buyers paid, how many were waived). `share_token` only for members (else "
-    "null). Any shopper may read it (bearer token of a customer; `not_a_customer` otherwise); "
-    "read-only. Unknown: 404 `group_not_found`."
+    "null). It is the snapshot of the WebSocket topic `topic` (`group:<id>`, which any "
+    "logged-in customer may follow: `group_seat_taken`, `group_seat_paid`, "
+    "`group_seat_released`, `group_succeeded`, `group_failed`), current to `seq`: on a gap in "
+    "the topic's `seq`, fetch it again. Any shopper may read it (bearer token of a customer; "
+    "`not_a_customer` otherwise); read-only. Unknown: 404 `group_not_found`."
 )
 
 

@@ -6,7 +6,8 @@ class GroupbuyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from groupbuy import events, subscribers
+        from groupbuy import events, realtime, subscribers
 
         events.register_events()
         subscribers.register()
+        realtime.register()

@@ -128,6 +128,10 @@ class GroupDetailOut(Schema):
     share_token: str | None = Field(
         ..., description="For the share link (`/groups/by-token/...`); members only, else null."
     )
+    topic: str = Field(..., description="The WebSocket topic of this group: `group:<id>`.")
+    seq: int = Field(
+        ..., description="The topic's last message this snapshot includes (0: none yet)."
+    )
 
 
 class GroupOrderIn(BodyIn):

@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from django.db.models import F, Prefetch, Q, QuerySet
 
 from core.errors import NotFound
+from core.realtime import topic_last_seq
 from groupbuy.error_codes import GroupBuyErrorCode
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
+from groupbuy.realtime import group_topic
 from shop.models import Customer
 
 OPEN_GROUPS_LIMIT = 20
@@ -153,6 +155,8 @@ class GroupDetail:
     members: list[Member]
     is_member: bool
     share_token: str | None
+    topic: str
+    seq: int
 
 
 def group_detail(
@@ -171,9 +175,12 @@ def group_detail(
     found = (
         found.filter(pk=group_id) if group_id is not None else found.filter(share_token=share_token)
     )
-    group = found.first()
-    if group is None:
+    pk = found.values_list("pk", flat=True).first()
+    if pk is None:
         raise NotFound("Group not found.", code=GroupBuyErrorCode.GROUP_NOT_FOUND)
+    topic = group_topic(pk)
+    seq = topic_last_seq(topic)  # before the rows: a message published meanwhile is seen again
+    group = Group.objects.get(pk=pk)
     seats = list(
         GroupSeat.objects.filter(group=group, status__in=GroupSeat.LIVE)
         .select_related("customer")
@@ -206,6 +213,8 @@ def group_detail(
         ],
         is_member=is_member,
         share_token=group.share_token if is_member else None,
+        topic=topic,
+        seq=seq,
     )
 
 

@@ -100,6 +100,7 @@ from core.notifications import notify
 from groupbuy import events, locks
 from groupbuy.error_codes import GroupBuyErrorCode
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
+from groupbuy.realtime import push_group
 from shop import locks as shop_locks
 from shop.models import Customer, Order, Sku
 from shop.services import orders
@@ -207,6 +208,7 @@ def _place(
             group.community_id = order.community_id
             fields.append("community")
         group.save(update_fields=fields)
+        push_group(group, "group_seat_taken")
         stock_reserve(order=order, lines=lines, expires_at=deadline)
 
     return orders.order_create(
@@ -411,6 +413,8 @@ def seat_mark_paid(*, order_id: int, group_id: int | None) -> GroupSeat | None:
         group.save(update_fields=fields)
         if group.status == Group.Status.SUCCEEDED:
             _after_success(group)
+        else:
+            push_group(group, "group_seat_paid")
         return seat
 
 
@@ -450,7 +454,9 @@ def _members(group: Group, order_ids: list[int]) -> list[tuple[int, int]]:
 
 
 def _after_success(group: Group) -> None:
-    """Release every paid order, tell the members, announce ``group_succeeded``."""
+    """Release every paid order, tell the members, announce ``group_succeeded`` (outbox and the
+    group's topic)."""
+    push_group(group, "group_succeeded")
     paid_orders = _paid_orders(group)
     for paid_order_id in paid_orders:
         orders.order_release_hold(order_id=paid_order_id)
@@ -546,7 +552,9 @@ def _expire(group_id: int, now: datetime, *, force_fail: bool = False) -> bool:
 
 
 def _after_failure(group: Group, cancelled: list[int]) -> None:
-    """Refund every paid order (sent after commit), tell the members, announce ``group_failed``."""
+    """Refund every paid order (sent after commit), tell the members, announce ``group_failed``
+    (outbox and the group's topic)."""
+    push_group(group, "group_failed")
     paid_orders = _paid_orders(group)
     for paid_order_id in paid_orders:
         refund_for_group(order_id=paid_order_id)
@@ -609,6 +617,7 @@ def seat_release(*, order_id: int, group_id: int | None) -> GroupSeat | None:
                 group.leader_id = successor.customer_id
                 fields.append("leader")
         group.save(update_fields=fields)
+        push_group(group, "group_seat_released")
         return seat
 
 
