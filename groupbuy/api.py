@@ -153,6 +153,13 @@ SEAT_ORDER_TEXT = (
     "`Idempotency-Key`: a retry replays the first 201 (one order)."
 )
 
+JOIN_ERRORS_TEXT = (
+    " Main errors: 404 `group_not_found` / `campaign_sku_not_found`, 422 "
+    "`quantity_over_limit`, 409 `group_closed` (finished, expired or under a second left), "
+    "409 `already_joined`, 409 `group_full` (seats free up when unpaid orders expire), 409 "
+    "`out_of_stock`, 409 `purchase_limit_exceeded`, 422 delivery errors."
+)
+
 
 def _placed(customer: Customer, group: Group, order: Order) -> Status:
     detail = selectors.group_detail(viewer=customer, now=timezone.now(), group_id=group.pk)
@@ -298,12 +305,7 @@ def group_open(request: HttpRequest, campaign_id: int, payload: GroupOrderIn):
     group, order = services.group_open(
         campaign_id=campaign_id,
         customer=customer,
-        sku_id=payload.sku_id,
-        quantity=payload.quantity,
-        delivery_mode=payload.delivery_mode,
-        pickup_point_id=payload.pickup_point_id,
-        address_id=payload.address_id,
-        community_id=payload.community_id,
+        **payload.dict(),  # the seat's order: SKU, quantity, delivery
     )
     return _placed(customer, group, order)
 
@@ -317,12 +319,7 @@ def group_open(request: HttpRequest, campaign_id: int, payload: GroupOrderIn):
         "Take a seat in an open group at the group price, found by id: only for campaigns in "
         "join mode `community`, and only with an order placed in the group's own community (its "
         "pickup point's, or `community_id`); else 409 `group_not_joinable` (join through the "
-        "share link instead). "
-        + SEAT_ORDER_TEXT
-        + " Main errors: 404 `group_not_found` / `campaign_sku_not_found`, 422 "
-        "`quantity_over_limit`, 409 `group_closed` (finished, expired or under a second left), "
-        "409 `already_joined`, 409 `group_full` (seats free up when unpaid orders expire), 409 "
-        "`out_of_stock`, 409 `purchase_limit_exceeded`, 422 delivery errors."
+        "share link instead). " + SEAT_ORDER_TEXT + JOIN_ERRORS_TEXT
     ),
 )
 @examples(request=ORDER_REQUEST, response=JOINED)
@@ -333,12 +330,7 @@ def group_join(request: HttpRequest, group_id: int, payload: GroupOrderIn):
     group, order = services.group_join(
         group_id=group_id,
         customer=customer,
-        sku_id=payload.sku_id,
-        quantity=payload.quantity,
-        delivery_mode=payload.delivery_mode,
-        pickup_point_id=payload.pickup_point_id,
-        address_id=payload.address_id,
-        community_id=payload.community_id,
+        **payload.dict(),  # the seat's order: SKU, quantity, delivery
     )
     return _placed(customer, group, order)
 
@@ -352,10 +344,7 @@ def group_join(request: HttpRequest, group_id: int, payload: GroupOrderIn):
         "Take a seat in an open group at the group price, found by the token of a share link "
         "(any join mode, any community: the link was shared with me). "
         + SEAT_ORDER_TEXT
-        + " Main errors: 404 `group_not_found` / `campaign_sku_not_found`, 422 "
-        "`quantity_over_limit`, 409 `group_closed` (finished, expired or under a second left), "
-        "409 `already_joined`, 409 `group_full` (seats free up when unpaid orders expire), 409 "
-        "`out_of_stock`, 409 `purchase_limit_exceeded`, 422 delivery errors."
+        + JOIN_ERRORS_TEXT
     ),
 )
 @examples(request=ORDER_REQUEST, response=JOINED)
@@ -368,12 +357,7 @@ def group_join_by_token(
     group, order = services.group_join(
         share_token=share_token,
         customer=customer,
-        sku_id=payload.sku_id,
-        quantity=payload.quantity,
-        delivery_mode=payload.delivery_mode,
-        pickup_point_id=payload.pickup_point_id,
-        address_id=payload.address_id,
-        community_id=payload.community_id,
+        **payload.dict(),  # the seat's order: SKU, quantity, delivery
     )
     return _placed(customer, group, order)
 

@@ -460,16 +460,27 @@ def _after_success(group: Group) -> None:
     paid_orders = _paid_orders(group)
     for paid_order_id in paid_orders:
         orders.order_release_hold(order_id=paid_order_id)
-    for order_id, user_id in _members(group, paid_orders):
+    _tell(
+        group,
+        paid_orders,
+        kind="group_succeeded",
+        title="Your group-buy succeeded",
+        body="Your group is complete: your order will now be prepared.",
+    )
+    events.group_succeeded(group, paid_orders)
+
+
+def _tell(group: Group, order_ids: list[int], *, kind: str, title: str, body: str) -> None:
+    """Notify the buyer of each of these orders, once per group and kind."""
+    for order_id, user_id in _members(group, order_ids):
         notify(
             user_id=user_id,
-            kind="group_succeeded",
-            title="Your group-buy succeeded",
-            body="Your group is complete: your order will now be prepared.",
+            kind=kind,
+            title=title,
+            body=body,
             data={"group_id": group.pk, "order_id": order_id},
-            dedupe_key=f"group:{group.pk}:succeeded",
+            dedupe_key=f"group:{group.pk}:{kind.removeprefix('group_')}",
         )
-    events.group_succeeded(group, paid_orders)
 
 
 # --- the expiry sweep -----------------------------------------------------------------------------
@@ -558,24 +569,19 @@ def _after_failure(group: Group, cancelled: list[int]) -> None:
     paid_orders = _paid_orders(group)
     for paid_order_id in paid_orders:
         refund_for_group(order_id=paid_order_id)
-    for order_id, user_id in _members(group, paid_orders):
-        notify(
-            user_id=user_id,
-            kind="group_failed",
-            title="Your group-buy did not succeed",
-            body="Your group did not fill in time: your payment is being refunded in full.",
-            data={"group_id": group.pk, "order_id": order_id},
-            dedupe_key=f"group:{group.pk}:failed",
-        )
-    for order_id, user_id in _members(group, cancelled):
-        notify(
-            user_id=user_id,
-            kind="group_failed",
-            title="Your group-buy did not succeed",
-            body="Your group did not fill in time: your unpaid order was cancelled.",
-            data={"group_id": group.pk, "order_id": order_id},
-            dedupe_key=f"group:{group.pk}:failed",
-        )
+    failed = {"kind": "group_failed", "title": "Your group-buy did not succeed"}
+    _tell(
+        group,
+        paid_orders,
+        **failed,
+        body="Your group did not fill in time: your payment is being refunded in full.",
+    )
+    _tell(
+        group,
+        cancelled,
+        **failed,
+        body="Your group did not fill in time: your unpaid order was cancelled.",
+    )
     events.group_failed(group, paid_orders)
 
 

@@ -107,7 +107,10 @@ async def test_who_may_not_follow_a_session(who):
 async def test_operators_may_follow_a_session():
     item = await database_sync_to_async(flash_item)()
     token = await database_sync_to_async(lambda: token_for(StaffFactory()))()
-    comm = await _follow(token, f"flash:{item.session_id}")
+    topic = f"flash:{item.session_id}"
+    comm = await connect_and_auth(token)
+    await comm.send_json_to({"type": "subscribe", "topic": topic})
+    assert await receive(comm) == {"type": "subscribed", "topic": topic}
     await comm.disconnect()
 
 
