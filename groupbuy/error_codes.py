@@ -5,7 +5,7 @@ from core.error_codes import ErrorCode
 
 
 class GroupBuyErrorCode(ErrorCode):
-    """Opening and joining groups, and operators' campaign checks (groupbuy/services.py)."""
+    """Opening and joining groups, and operators' campaign checks (groupbuy/services/groups.py)."""
 
     CAMPAIGN_NOT_FOUND = "campaign_not_found", 404
     CAMPAIGN_NOT_ACTIVE = "campaign_not_active", 409

@@ -6,7 +6,7 @@ Their names (``module.qualname``) are stored on outbox deliveries: do not rename
 from typing import Any
 
 from core import outbox
-from groupbuy.services import seat_mark_paid, seat_release
+from groupbuy.services.groups import seat_mark_paid, seat_release
 from shop import events
 from shop.models import Order
 

@@ -7,6 +7,6 @@ from celery import shared_task
 def groups_expire_due() -> int:
     """Periodic: fail, or auto-complete, open groups past their expiry (refunding paid members
     of failed groups)."""
-    from groupbuy.services import groups_expire_due as expire
+    from groupbuy.services.groups import groups_expire_due as expire
 
     return expire()

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku
-from groupbuy.services import group_join, group_open
+from groupbuy.services.groups import group_join, group_open
 from shop.models import Order, PickupPoint
 from tests.factories import ProductFactory, SkuFactory
 from tests.shop.factories_orders import QuickCustomerFactory, quick_pickup_point

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku
-from groupbuy.services import campaign_end, group_force_fail
+from groupbuy.services.groups import campaign_end, group_force_fail
 from shop.models import Refund
 from tests.factories import ProductFactory, SkuFactory
 from tests.groupbuy.factories import campaign, join, open_group

@@ -13,7 +13,7 @@ from core import outbox
 from core.models import Notification, OutboxEvent
 from groupbuy import events, tasks
 from groupbuy.models import Group, GroupSeat
-from groupbuy.services import groups_expire_due, seat_mark_paid
+from groupbuy.services.groups import groups_expire_due, seat_mark_paid
 from shop.models import Order, Refund, Sku
 from shop.services.refunds import refund_for_group, refund_request
 from tests.db_snapshot import db_snapshot
@@ -181,7 +181,7 @@ def test_a_customers_open_refund_request_is_superseded_by_the_group_refund(commi
 
 # --- auto-complete ----------------------------------------------------------------------------
 def test_auto_complete_with_enough_fill_succeeds_with_waived_seats(committed, announced, caplog):
-    caplog.set_level(logging.INFO, logger="groupbuy.services")
+    caplog.set_level(logging.INFO, logger="groupbuy.services.groups")
     made, group, paid_orders, held_order = two_paid_one_held(
         committed, auto_complete=True, auto_complete_min_fill_bps=6600
     )

@@ -12,7 +12,7 @@ from core.errors import ApplicationError
 from core.models import OutboxDelivery, OutboxEvent
 from groupbuy import events, locks
 from groupbuy.models import Group, GroupCampaign, GroupSeat
-from groupbuy.services import groups_expire_due
+from groupbuy.services.groups import groups_expire_due
 from shop.models import Order, Refund
 from tests.conftest import run_in_threads
 from tests.groupbuy.factories import campaign, join, open_group

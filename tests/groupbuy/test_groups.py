@@ -14,7 +14,7 @@ from core.errors import ApplicationError
 from core.models import OutboxEvent
 from groupbuy import subscribers
 from groupbuy.models import Group, GroupCampaign, GroupSeat
-from groupbuy.services import seat_mark_paid
+from groupbuy.services.groups import seat_mark_paid
 from shop import events
 from shop.models import Order
 from shop.services.orders import order_cancel, orders_expire_due
@@ -356,7 +356,7 @@ def test_a_second_delivery_of_order_paid_changes_nothing(committed, caplog):
 def test_a_payment_for_a_group_no_longer_open_changes_no_group_and_is_refunded(committed, caplog):
     group, order = open_group(campaign(size=2))
     Group.objects.filter(pk=group.pk).update(status="failed", failed_at=timezone.now())
-    caplog.set_level(logging.ERROR, logger="groupbuy.services")
+    caplog.set_level(logging.ERROR, logger="groupbuy.services.groups")
 
     committed(pay, order)
 
@@ -373,7 +373,7 @@ def test_a_payment_for_a_released_seat_changes_nothing(committed, caplog):
     group, _ = open_group(campaign(size=3))
     order = join(group)[1]
     committed(order_cancel, order_id=order.pk)
-    caplog.set_level(logging.ERROR, logger="groupbuy.services")
+    caplog.set_level(logging.ERROR, logger="groupbuy.services.groups")
     before = db_snapshot()
 
     seat_mark_paid(order_id=order.pk, group_id=group.pk)

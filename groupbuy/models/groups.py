@@ -1,5 +1,5 @@
-"""Group-buy (拼团) campaigns, their groups and the seats in them (services: groupbuy/services.py,
-which also describes the state machines). Money is integer fen."""
+"""Group-buy (拼团) campaigns, their groups and the seats in them (services:
+groupbuy/services/groups.py, which also describes the state machines). Money is integer fen."""
 
 import secrets
 

@@ -1,15 +1,15 @@
 """Admin for group-buy: campaigns with their SKUs inline (prices in yuan), groups with their
-seats (read-only). Every change of state goes through groupbuy.services: ending a campaign and
-force-failing a group (which refunds its paid members) are actions; seat counters and statuses
-are never written from a form."""
+seats (read-only). Every change of state goes through groupbuy.services.groups: ending a
+campaign and force-failing a group (which refunds its paid members) are actions; seat counters
+and statuses are never written from a form."""
 
 from django import forms
 from django.contrib import admin, messages
 
 from core.admin_money import YuanField
 from core.errors import ApplicationError
-from groupbuy import services
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
+from groupbuy.services import groups as services
 
 
 class GroupCampaignSkuForm(forms.ModelForm):

@@ -1,5 +1,6 @@
-"""Group-buy's HTTP shapes (groupbuy/api.py). Inputs are strict ``BodyIn`` bodies; outputs read
-the models or the selectors' views (groupbuy/selectors.py). Money is integer fen."""
+"""Group-buy's HTTP shapes (groupbuy/api/groups.py). Inputs are strict ``BodyIn`` bodies;
+outputs read the models or the selectors' views (groupbuy/selectors/groups.py). Money is
+integer fen."""
 
 from datetime import datetime
 from typing import Literal
@@ -8,8 +9,8 @@ from django.utils import timezone
 from ninja import Field, Schema
 
 from core.schemas import BodyIn, Id, Quantity
-from groupbuy import selectors
 from groupbuy.models import GroupCampaignSku, GroupSeat
+from groupbuy.selectors import groups as selectors
 from shop.schemas.orders import DeliveryMode, OrderOut
 
 JoinMode = Literal["share_token", "community"]

@@ -77,7 +77,7 @@ Rules chosen where the brief was silent:
   (``group_succeeded`` / ``group_failed``, once per member and group) and ``group_succeeded`` /
   ``group_failed`` are recorded in the outbox (groupbuy/events.py), a normal success included.
 
-Operators (the admin, groupbuy/admin.py): a campaign's SKUs must be of its product and sell
+Operators (the admin, groupbuy/admin/groups.py): a campaign's SKUs must be of its product and sell
 below their price (``check_campaign_sku``, 422 ``campaign_invalid``); ``campaign_end`` stops new
 groups (open ones run until they expire); ``group_force_fail`` closes an open group now as its
 expiry would, without auto-complete (a group whose seats are all paid succeeds instead).

@@ -1,6 +1,6 @@
 """Group-buy (拼团) over HTTP: the public campaign list and detail, a group's share page (by id
 or by share token), opening and joining a group (each a seat held by an unpaid order), and my
-groups. Parse, call one service or selector, answer (rules: groupbuy/services.py)."""
+groups. Parse, call one service or selector, answer (rules: groupbuy/services/groups.py)."""
 
 from typing import Any, cast
 
@@ -11,10 +11,9 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from core.http import bearer_auth, errors, examples, idempotent, request_user
-from groupbuy import selectors, services
 from groupbuy.error_codes import GroupBuyErrorCode
 from groupbuy.models import Group
-from groupbuy.schemas import (
+from groupbuy.schemas.groups import (
     CampaignDetailOut,
     CampaignOut,
     GroupDetailOut,
@@ -22,6 +21,8 @@ from groupbuy.schemas import (
     GroupOrderOut,
     MyGroupOut,
 )
+from groupbuy.selectors import groups as selectors
+from groupbuy.services import groups as services
 from shop.api import examples as response_examples
 from shop.error_codes import (
     DELIVERY_ERROR_CODES,

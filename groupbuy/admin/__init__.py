@@ -1,0 +1,3 @@
+"""Group-buy's admin, one module per flow (imported here so the admin site registers them)."""
+
+from groupbuy.admin import groups  # noqa: F401

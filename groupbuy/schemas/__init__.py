@@ -1,0 +1,1 @@
+"""Group-buy's API schemas, one module per flow."""

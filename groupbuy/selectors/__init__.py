@@ -1,0 +1,1 @@
+"""Group-buy's read side, one module per flow."""
