@@ -160,6 +160,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "groupbuy.tasks.groups_expire_due",
         "schedule": env.float("GROUP_EXPIRY_SWEEP_SECONDS", default=30.0),
     },
+    "bargains-expire-due": {
+        "task": "groupbuy.tasks.bargains_expire_due",
+        "schedule": env.float("BARGAIN_EXPIRY_SWEEP_SECONDS", default=30.0),
+    },
+    "posts-close-due": {
+        "task": "groupbuy.tasks.posts_close_due",
+        "schedule": env.float("POST_CLOSE_SWEEP_SECONDS", default=15.0),
+    },
     "flash-sessions-tick": {
         "task": "shop.tasks.flash_sessions_tick",
         "schedule": env.float("FLASH_TICK_SECONDS", default=2.0),
@@ -224,6 +232,10 @@ PICKUP_VERIFY_RATE = env.str("PICKUP_VERIFY_RATE", default="30/m")
 # Failed coupon-code attempts (unknown or invalid codes) per shopper and per client IP.
 COUPON_CODE_RATE = env.str("COUPON_CODE_RATE", default="10/m")
 COUPON_CODE_IP_RATE = env.str("COUPON_CODE_IP_RATE", default="60/m")
+# Bargain helps per client IP (on top of each campaign's per-helper and per-device daily limits).
+BARGAIN_HELP_IP_RATE = env.str("BARGAIN_HELP_IP_RATE", default="30/h")
+# A community leader's announcements to their community.
+ANNOUNCEMENT_RATE = env.str("ANNOUNCEMENT_RATE", default="5/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = "core.clientip.client_ip"
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48))
@@ -241,6 +253,14 @@ WECHAT_LOGIN_PROVIDER = env.str(
 CATALOG_LIST_CACHE_SECONDS = env.int("CATALOG_LIST_CACHE_SECONDS", default=2)
 # The public flash sale list is hit by everyone waiting for a start: cached this long (0: off).
 FLASH_LIST_CACHE_SECONDS = env.int("FLASH_LIST_CACHE_SECONDS", default=1)
+
+# --- Bargains and chain sign-ups -------------------------------------------------------------
+# The initiator is warned (stored notification + topic push) once this long before the end.
+BARGAIN_EXPIRING_SOON = timedelta(seconds=env.int("BARGAIN_EXPIRING_SOON_SECONDS", default=3600))
+# How long a chain sign-up entry's order waits for payment (never past the post's deadline).
+CHAIN_ENTRY_PAYMENT_TTL = timedelta(
+    seconds=env.int("CHAIN_ENTRY_PAYMENT_TTL_SECONDS", default=15 * 60)
+)
 
 # --- Orders ---------------------------------------------------------------------------------
 STOCK_RESERVATION_TTL = timedelta(seconds=env.int("STOCK_RESERVATION_TTL_SECONDS", default=15 * 60))

@@ -39,6 +39,7 @@ class CoreErrorCode(ErrorCode):
     VALIDATION_ERROR = "validation_error", 422
     INVALID_INPUT = "invalid_input", 422
     INVALID_BODY = "invalid_body", 422
+    INVALID_DEVICE_ID = "invalid_device_id", 400
     INVALID_CHARACTERS = "invalid_characters", 422
     INVALID_DATETIME = "invalid_datetime", 422
     VALUE_OUT_OF_RANGE = "value_out_of_range", 422

@@ -7,9 +7,11 @@ Every non-2xx answer under ``/api/`` has one shape::
 """
 
 import hashlib
+import hmac
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -448,6 +450,36 @@ def rate_limit(
     )
     if usage and usage["should_limit"]:
         raise RateLimited(retry_after=usage["time_left"])
+
+
+DEVICE_HEADER = "X-Device-Id"
+
+
+def device_id(request: HttpRequest) -> uuid.UUID | None:
+    """The ``X-Device-Id`` header (INTERFACES.md): a UUID the mini-program makes once and keeps.
+    Stored on helps and clicks as a signal, never trusted for authorisation. None when absent;
+    400 ``invalid_device_id`` when it is not a UUID."""
+    raw = request.headers.get(DEVICE_HEADER)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        if len(raw) > 64:
+            raise ValueError(raw[:64])
+        return uuid.UUID(raw.strip())
+    except ValueError:
+        raise ApplicationError(
+            f"{DEVICE_HEADER} must be a UUID.",
+            code=CoreErrorCode.INVALID_DEVICE_ID,
+            status=400,
+            details={"header": DEVICE_HEADER},
+        ) from None
+
+
+def ip_hash(request: HttpRequest) -> str:
+    """A keyed hash of the client IP (HMAC-SHA256 with ``SECRET_KEY``): the same address gives
+    the same value, so farming from one address shows in the data, without storing the address."""
+    address = client_ip(request).encode()
+    return hmac.new(settings.SECRET_KEY.encode(), address, hashlib.sha256).hexdigest()
 
 
 # --- Idempotency -----------------------------------------------------------------------------

@@ -10,3 +10,20 @@ def groups_expire_due() -> int:
     from groupbuy.services.groups import groups_expire_due as expire
 
     return expire()
+
+
+@shared_task
+def bargains_expire_due() -> int:
+    """Periodic: expire bargains past their deadline and warn initiators of those expiring
+    soon."""
+    from groupbuy.services.bargains import bargains_expire_due as expire
+
+    return expire()
+
+
+@shared_task
+def posts_close_due() -> int:
+    """Periodic: close chain sign-up posts past their deadline."""
+    from groupbuy.services.chains import posts_close_due as close
+
+    return close()

@@ -61,6 +61,7 @@ class Refund(models.Model):
         STAFF = "staff", "Issued by staff"
         LATE_PAYMENT = "late_payment", "Payment arrived after the order was cancelled"
         GROUP_FAILED = "group_failed", "Group-buy did not succeed"
+        ENTRY_CANCELLED = "entry_cancelled", "Chain sign-up entry cancelled by the member"
         OUT_OF_STOCK = "out_of_stock", "Out of stock"
 
     order = models.ForeignKey("shop.Order", on_delete=models.PROTECT, related_name="refunds")

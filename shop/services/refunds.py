@@ -276,23 +276,35 @@ def refund_issue(
         return refund
 
 
-def refund_for_group(*, order_id: int) -> Refund | None:
-    """The system refunds a group-buy order in full because its group did not succeed (or the
-    payment landed on a seat that no longer counts): approved at once, reason ``group_failed``,
-    no staff involved, sent to the provider after commit (``shop.tasks.refund_send``; the
-    stuck-refund sweep resends it until the provider answers).
+FLOW_REFUND_REASONS = (Refund.Reason.GROUP_FAILED, Refund.Reason.ENTRY_CANCELLED)
 
-    Exactly one ``group_failed`` refund per order, checked under the order's lock: if one exists
-    (in any state) it is returned and nothing is created. An order that is not refundable (unpaid,
-    cancelled: a late payment is returned by ``refund_for_unapplied_payment``; already fully
-    refunded) gets none and None is returned. A customer's refund request still open is rejected
-    as superseded; if an approved refund is already on its way, the group refund is for what is
-    left beyond it (by amount), and None when nothing is left. Call inside or outside a
-    transaction (the caller's, e.g. the group's failure, so both commit together)."""
+
+def refund_for_group(*, order_id: int) -> Refund | None:
+    """A group-buy order refunded in full because its group did not succeed (or the payment
+    landed on a seat that no longer counts): ``refund_for_flow`` with reason ``group_failed``."""
+    return refund_for_flow(order_id=order_id, reason=Refund.Reason.GROUP_FAILED)
+
+
+def refund_for_flow(*, order_id: int, reason: str) -> Refund | None:
+    """The system refunds a flow's order in full (a group that did not succeed: ``group_failed``;
+    a chain sign-up entry its member withdrew: ``entry_cancelled``): approved at once, no staff
+    involved, sent to the provider after commit (``shop.tasks.refund_send``; the stuck-refund
+    sweep resends it until the provider answers).
+
+    Exactly one flow refund per order (of any of ``FLOW_REFUND_REASONS``), checked under the
+    order's lock: if one exists (in any state) it is returned and nothing is created. An order
+    that is not refundable (unpaid, cancelled: a late payment is returned by
+    ``refund_for_unapplied_payment``; already fully refunded) gets none and None is returned. A
+    customer's refund request still open is rejected as superseded; if an approved refund is
+    already on its way, the flow's refund is for what is left beyond it (by amount), and None
+    when nothing is left. Call inside or outside a transaction (the caller's, e.g. the group's
+    failure, so both commit together)."""
     with transaction.atomic():
         order = lock_order(order_id=order_id)
+        if reason not in FLOW_REFUND_REASONS:
+            raise ValueError(f"not a flow refund reason: {reason!r}")
         existing = Refund.objects.filter(
-            order=order, reason=Refund.Reason.GROUP_FAILED, lines__isnull=False
+            order=order, reason__in=FLOW_REFUND_REASONS, lines__isnull=False
         ).first()
         if existing is not None:
             return existing
@@ -306,9 +318,9 @@ def refund_for_group(*, order_id: int) -> Refund | None:
             if other.status == R.REQUESTED:
                 other.status = R.REJECTED
                 other.decided_at = timezone.now()
-                other.failure_message = "Superseded by the group-buy refund."
+                other.failure_message = "Superseded by the system's full refund."
                 other.save(update_fields=["status", "decided_at", "failure_message"])
-                _timeline(other, Kind.REFUND_REJECTED, reason="superseded by group_failed")
+                _timeline(other, Kind.REFUND_REJECTED, reason=f"superseded by {reason}")
             else:
                 in_flight += other.amount
         amount = None
@@ -325,7 +337,7 @@ def refund_for_group(*, order_id: int) -> Refund | None:
             order,
             parts,
             status=R.APPROVED,
-            reason=Refund.Reason.GROUP_FAILED,
+            reason=reason,
             restock=_restock(parts, None, fulfilled=order.fulfilled_at is not None),
             note="",
             requested_by=None,
