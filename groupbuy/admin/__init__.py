@@ -1,3 +1,3 @@
 """Group-buy's admin, one module per flow (imported here so the admin site registers them)."""
 
-from groupbuy.admin import groups  # noqa: F401
+from groupbuy.admin import bargains, chains, groups  # noqa: F401

@@ -125,6 +125,9 @@ class Bargain(models.Model):
     )
     purchased_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    expiry_warned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the initiator was told it expires soon"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
