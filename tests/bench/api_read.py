@@ -117,6 +117,18 @@ def _env(server: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def production_server(port: int, signing_key: str) -> subprocess.Popen:
+    """gunicorn with gthread workers as in production, verifying tokens minted by the caller
+    (``signing_key``: the benchmark's own ``JWT_SIGNING_KEY``)."""
+    return subprocess.Popen(
+        _servers(port)["gunicorn_gthread"],
+        cwd=ROOT,
+        env=_env("gunicorn_gthread", {"JWT_SIGNING_KEY": signing_key}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from tests.bench import api_read
+from tests.bench import api_read, loadgen
 from tests.bench.threads import errors_of, run_threads
 
 NAME = "flash_burst"
@@ -134,61 +134,12 @@ class _Fixture:
         User.objects.filter(pk__in=user_ids).delete()
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
-
-
 def _burst(port: int, fx: _Fixture, item) -> dict[str, Any]:
     """Every buyer posts once; requests spread over BURST_CONNECTIONS released together."""
     body = fx.body(item)
-    per_connection = [fx.tokens[i::BURST_CONNECTIONS] for i in range(BURST_CONNECTIONS)]
-    answers: list[tuple[int, str, float]] = []
-    lock = threading.Lock()
-    ready = threading.Barrier(BURST_CONNECTIONS + 1)
-
-    def worker(tokens: list[str]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.connect()
-        ready.wait()
-        for token in tokens:
-            started = time.perf_counter()
-            try:
-                conn.request(
-                    "POST",
-                    PATH,
-                    body=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json",
-                    },
-                )
-                response = conn.getresponse()
-                raw = response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException) as exc:
-                status, raw = 599, repr(exc).encode()
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            elapsed = (time.perf_counter() - started) * 1000
-            code = ""
-            if status >= 400:
-                try:
-                    code = json.loads(raw)["error"]["code"]
-                except (ValueError, KeyError, TypeError):
-                    code = raw[:80].decode(errors="replace")
-            with lock:
-                answers.append((status, code, elapsed))
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in per_connection]
-    for t in threads:
-        t.start()
-    ready.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    answers, wall = loadgen.post_burst(
+        port, [(PATH, token, body) for token in fx.tokens], connections=BURST_CONNECTIONS
+    )
     latencies = [a[2] for a in answers]
     codes: dict[str, int] = {}
     for status, code, _ in answers:
@@ -201,8 +152,8 @@ def _burst(port: int, fx: _Fixture, item) -> dict[str, Any]:
         "server_errors": sum(1 for s, _, _ in answers if s >= 500),
         "other": sum(1 for s, c, _ in answers if s != 201 and not (s == 409 and c in CLEAR_CODES)),
         "codes": codes,
-        "p50_ms": _percentile(latencies, 0.50),
-        "p99_ms": _percentile(latencies, 0.99),
+        "p50_ms": loadgen.percentile(latencies, 0.50),
+        "p99_ms": loadgen.percentile(latencies, 0.99),
         "max_ms": round(max(latencies), 1),
         "wall_s": round(wall, 2),
     }
@@ -320,17 +271,6 @@ def _raw(item_id: int, seconds: float) -> dict[str, Any]:
     return {"units": units, "rate": units / wall, "errors": errors_of(results)}
 
 
-def _server(port: int) -> subprocess.Popen:
-    env = api_read._env("gunicorn_gthread", {"JWT_SIGNING_KEY": settings.JWT_SIGNING_KEY})
-    return subprocess.Popen(
-        api_read._servers(port)["gunicorn_gthread"],
-        cwd=api_read.ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def _counts(item) -> dict[str, int]:
     from shop.models import FlashItem, Order, Sku, StockReservation
 
@@ -355,7 +295,7 @@ def run(quick: bool = False) -> dict:
         raw = _raw(raw_item.pk, seconds)
         connections.close_all()
         port = api_read._free_port()
-        proc = _server(port)
+        proc = api_read.production_server(port, settings.JWT_SIGNING_KEY)
         try:
             api_read._wait_ready(f"http://127.0.0.1:{port}", proc)
             burst = _burst(port, fx, burst_item)

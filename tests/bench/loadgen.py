@@ -1,6 +1,7 @@
 """Bounded load generation on loopback: wrk when installed, else a small threaded fallback."""
 
 import http.client
+import json
 import re
 import shutil
 import subprocess
@@ -63,3 +64,63 @@ def load(url: str, *, connections: int = 32, seconds: float = 10, threads: int =
     if shutil.which("wrk"):
         return _wrk(url, connections, seconds, threads)
     return _threads(url, connections, seconds)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
+
+
+def post_burst(
+    port: int, requests: list[tuple[str, str, bytes]], *, connections: int
+) -> tuple[list[tuple[int, str, float]], float]:
+    """POST every ``(path, token, body)`` once, spread over ``connections`` keep-alive
+    connections that are all opened first and released together. Returns ``(status, error
+    code, ms)`` per request (status 599 for a broken connection) and the wall time in seconds."""
+    per_connection = [requests[i::connections] for i in range(connections)]
+    answers: list[tuple[int, str, float]] = []
+    lock = threading.Lock()
+    ready = threading.Barrier(connections + 1)
+
+    def worker(mine: list[tuple[str, str, bytes]]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.connect()
+        ready.wait()
+        for path, token, body in mine:
+            started = time.perf_counter()
+            try:
+                conn.request(
+                    "POST",
+                    path,
+                    body=body,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                response = conn.getresponse()
+                raw = response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                status, raw = 599, repr(exc).encode()
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            elapsed = (time.perf_counter() - started) * 1000
+            code = ""
+            if status >= 400:
+                try:
+                    code = json.loads(raw)["error"]["code"]
+                except (ValueError, KeyError, TypeError):
+                    code = raw[:80].decode(errors="replace")
+            with lock:
+                answers.append((status, code, elapsed))
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(mine,)) for mine in per_connection]
+    for t in threads:
+        t.start()
+    ready.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return answers, time.perf_counter() - started
