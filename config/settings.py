@@ -257,6 +257,9 @@ FLASH_LIST_CACHE_SECONDS = env.int("FLASH_LIST_CACHE_SECONDS", default=1)
 # --- Bargains and chain sign-ups -------------------------------------------------------------
 # The initiator is warned (stored notification + topic push) once this long before the end.
 BARGAIN_EXPIRING_SOON = timedelta(seconds=env.int("BARGAIN_EXPIRING_SOON_SECONDS", default=3600))
+# A post's new entries are pushed coalesced: at most one message per this many seconds per post
+# and web process, the first of a quiet post at once (core.side_effects.TopicCoalescer; 0: off).
+POST_PUSH_WINDOW_SECONDS = env.float("POST_PUSH_WINDOW_SECONDS", default=0.25)
 # How long a chain sign-up entry's order waits for payment (never past the post's deadline).
 CHAIN_ENTRY_PAYMENT_TTL = timedelta(
     seconds=env.int("CHAIN_ENTRY_PAYMENT_TTL_SECONDS", default=15 * 60)

@@ -6,11 +6,12 @@ stored notification is the truth and clients catch up from it.
 """
 
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 
 from core.realtime import topic_group, topic_next_seq
 
@@ -55,3 +56,65 @@ def topic_push_now(topic: str, message: dict[str, Any]) -> bool:
 def topic_push_on_commit(topic: str, message: dict[str, Any]) -> None:
     """``topic_push_now`` once the current transaction commits."""
     transaction.on_commit(lambda: topic_push_now(topic, message))
+
+
+class TopicCoalescer:
+    """Pushes to a busy topic, coalesced: the first item in a quiet topic is pushed at once (the
+    leading edge), items arriving within ``window`` seconds after a push wait and go out together
+    in one message when the window ends (the trailing edge), which opens another window. So a
+    topic gets at most one message per window per process however fast items come, and an item
+    waits at most one window. Each message is ``{"type": kind, "items": [...]}`` with the topic's
+    ``seq`` (one per message: a client that sees a gap refetches the snapshot).
+
+    Per process (no shared state): with several web processes a topic gets at most one message
+    per window from each. Items waiting when a process dies are not pushed; the snapshot still
+    has them (the socket is the fast path, not the only one). ``window <= 0`` pushes every item
+    at once, alone in its message."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[dict[str, Any]]] = {}
+        self._open: set[str] = set()  # topics inside a window (a trailing push is scheduled)
+
+    def add(self, topic: str, kind: str, item: dict[str, Any], window: float) -> None:
+        if window <= 0:
+            topic_push_now(topic, {"type": kind, "items": [item]})
+            return
+        with self._lock:
+            if topic in self._open:
+                self._waiting.setdefault(topic, []).append(item)
+                return
+            self._open.add(topic)
+        try:
+            topic_push_now(topic, {"type": kind, "items": [item]})
+        finally:
+            self._schedule(topic, kind, window)
+
+    def _schedule(self, topic: str, kind: str, window: float) -> None:
+        timer = threading.Timer(window, self._trailing, args=(topic, kind, window))
+        timer.daemon = True
+        timer.start()
+
+    def _trailing(self, topic: str, kind: str, window: float) -> None:
+        with self._lock:
+            items = self._waiting.pop(topic, [])
+            if not items:
+                self._open.discard(topic)  # quiet for a whole window: the next item goes at once
+                return
+        try:
+            topic_push_now(topic, {"type": kind, "items": items})
+        finally:
+            connection.close()  # this timer thread's own database connection (the seq)
+            self._schedule(topic, kind, window)
+
+
+coalescer = TopicCoalescer()
+
+
+def topic_push_coalesced_on_commit(
+    topic: str, kind: str, item: dict[str, Any], window: float
+) -> None:
+    """Once the current transaction commits, push ``item`` to ``topic`` through the process's
+    coalescer (``TopicCoalescer``): alone at once if the topic is quiet, else with the others
+    of its window."""
+    transaction.on_commit(lambda: coalescer.add(topic, kind, item, window))
