@@ -46,10 +46,11 @@ Rules chosen where the brief was silent:
   ``campaign_not_active``, sold out, then under the customer's lock 409 ``too_many_open_groups``,
   then the checkout's own errors. Joining: 404 ``group_not_found``, 409 ``group_not_joinable`` (by
   id in mode ``share_token``, or a group with no community), 404 ``campaign_sku_not_found``, 422
-  ``quantity_over_limit``, sold out, then under the group's lock 409 ``group_closed`` (not open,
-  past its expiry, or less than a second left to pay), ``already_joined``, ``group_full``, then
-  the checkout's errors, and last, inside it, the community check (``group_not_joinable``; the
-  order is rolled back with the rest).
+  ``quantity_over_limit``, sold out, then 409 ``group_closed`` (not open, past its expiry, or
+  less than a second left to pay), ``already_joined``, ``group_full`` (checked on a plain read,
+  then again under the group's lock, which decides), then the checkout's errors, and last,
+  inside it, the community check (``group_not_joinable``; the order is rolled back with the
+  rest).
 - A seat's payment time is whole seconds, ``min(seat_payment_ttl_seconds, seconds left)``
   rounded down, so its order's deadline is the group's expiry at the latest (give or take the
   milliseconds between this clock read and the checkout's).
@@ -333,28 +334,12 @@ def group_join(
     offer = _campaign_sku(campaign, sku_id)
     _check_quantity(campaign, quantity)
     _refuse_short(offer.sku, quantity)
+    _refuse_join(hint, customer)  # a plain read first: most losers of a last seat stop here
     with transaction.atomic():
         group = locks.lock_group(hint.pk)
         if group is None:  # deleted since it was read
             raise NotFound("Group not found.", code=GroupBuyErrorCode.GROUP_NOT_FOUND)
-        _payment_ttl(group, timezone.now())  # closed or expired: refused before anything else
-        live = list(
-            GroupSeat.objects.filter(group=group, status__in=GroupSeat.LIVE).values_list(
-                "customer_id", "is_leader"
-            )
-        )
-        if any(member == customer.pk for member, _ in live):
-            raise Conflict(
-                "You are already in this group.",
-                code=GroupBuyErrorCode.ALREADY_JOINED,
-                details={"group_id": group.pk},
-            )
-        if group.held_seats + group.paid_seats >= group.size:
-            raise Conflict(
-                "This group is full.",
-                code=GroupBuyErrorCode.GROUP_FULL,
-                details={"group_id": group.pk, "size": group.size},
-            )
+        live = _refuse_join(group, customer)  # the same checks, now under the group's lock
         order = _place(
             group=group,
             customer=customer,
@@ -369,6 +354,32 @@ def group_join(
             same_community=by_id,
         )
     return group, order
+
+
+def _refuse_join(group: Group, customer: Customer) -> list[tuple[int, bool]]:
+    """409 ``group_closed`` (not open, past its expiry or under a second left to pay),
+    ``already_joined``, ``group_full``, in this order; else the live seats' ``(customer id,
+    is_leader)``. Run on a plain read before the write transaction (so the many losers of a last
+    seat never queue for the group's lock) and again under the lock, where it decides."""
+    _payment_ttl(group, timezone.now())
+    live = list(
+        GroupSeat.objects.filter(group=group, status__in=GroupSeat.LIVE).values_list(
+            "customer_id", "is_leader"
+        )
+    )
+    if any(member == customer.pk for member, _ in live):
+        raise Conflict(
+            "You are already in this group.",
+            code=GroupBuyErrorCode.ALREADY_JOINED,
+            details={"group_id": group.pk},
+        )
+    if group.held_seats + group.paid_seats >= group.size:
+        raise Conflict(
+            "This group is full.",
+            code=GroupBuyErrorCode.GROUP_FULL,
+            details={"group_id": group.pk, "size": group.size},
+        )
+    return live
 
 
 # --- reactions to the shop's order events ---------------------------------------------------------

@@ -17,7 +17,7 @@ from shop.models import Order, Refund
 from tests.conftest import run_in_threads
 from tests.groupbuy.factories import campaign, join, open_group
 from tests.shop.factories_orders import QuickCustomerFactory, pay, quick_pickup_point
-from tests.shop.test_locks import is_locked
+from tests.shop.test_locks import from_another_connection, is_locked
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -145,3 +145,16 @@ def test_a_missing_row_is_none():
         assert locks.lock_campaign(10**9) is None
         assert locks.lock_group(10**9) is None
         assert locks.lock_seat_by_order(10**9) is None
+
+
+def test_a_join_on_a_full_group_is_refused_without_waiting_for_the_groups_lock():
+    # given: a full group whose row another transaction holds locked
+    group, _ = open_group(campaign(size=2))
+    join(group)
+    late, point = QuickCustomerFactory(), quick_pickup_point()
+    with transaction.atomic():
+        locks.lock_group(group.pk)
+        # when: a late buyer joins from another connection (which gives up on a lock after 3 s)
+        result = from_another_connection(lambda: join(group, late, point=point))
+    # then: refused from the plain read, not after queueing for the lock
+    assert outcome(result) == "group_full"

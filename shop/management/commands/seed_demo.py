@@ -1,5 +1,7 @@
 """``manage.py seed_demo``: idempotent demo data for the embedded default. It lives in the shop,
-the app every later one builds on (core imports no app); later apps add their own demo data here.
+the app every later one builds on (core imports no app). Later apps add their own demo data in a
+``<app>/demo.py`` with ``seed(shop: dict) -> list[str]`` (given the shop's summary, returning the
+lines to print), found here by name so that the shop imports none of them.
 
 Creates (or finds) an operator account, the shop's demo catalog, community, pickup point and
 shopper, and arms a demo announcement that the periodic job delivers about 20 seconds later, so a
@@ -8,7 +10,9 @@ WebSocket client connected with the printed token sees a notification arrive.
 
 import os
 from datetime import timedelta
+from importlib import import_module
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -43,6 +47,17 @@ class Command(BaseCommand):
             operator.save()
 
         summary = seed_shop()
+        later_lines: list[str] = []
+        for config in apps.get_app_configs():
+            if config.name == "shop":
+                continue
+            try:
+                module = import_module(f"{config.name}.demo")
+            except ModuleNotFoundError as exc:
+                if exc.name == f"{config.name}.demo":
+                    continue  # this app has no demo data
+                raise
+            later_lines += module.seed(summary)
 
         if not Announcement.objects.filter(
             title=DEMO_ANNOUNCEMENT_TITLE, sent_at__isnull=True
@@ -75,3 +90,5 @@ class Command(BaseCommand):
             "  A demo announcement is due in ~20 s; connect to ws://.../ws/stream/ and send"
         )
         self.stdout.write('    {"type": "auth", "token": "<the token above>"} to receive it.')
+        for line in later_lines:
+            self.stdout.write(f"  {line}")
