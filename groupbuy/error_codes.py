@@ -51,7 +51,10 @@ class ChainErrorCode(ErrorCode):
     POST_FULL = "post_full", 409
     POST_ITEM_SOLD_OUT = "post_item_sold_out", 409
     ALREADY_SIGNED_UP = "already_signed_up", 409
+    ENTRY_INVALID = "entry_invalid", 422
     ENTRY_NOT_FOUND = "entry_not_found", 404
+    ENTRY_NOT_CANCELLABLE = "entry_not_cancellable", 409
     NOT_COMMUNITY_MEMBER = "not_community_member", 403
     NOT_COMMUNITY_LEADER = "not_community_leader", 403
     ANNOUNCEMENT_NOT_FOUND = "announcement_not_found", 404
+    ANNOUNCEMENT_INVALID = "announcement_invalid", 422
