@@ -31,6 +31,7 @@ def _fast_password_hashing(settings):
 def _no_micro_cache(settings):
     """Tests see every change at once; tests of the cache itself turn it back on."""
     settings.CATALOG_LIST_CACHE_SECONDS = 0
+    settings.POST_PUSH_WINDOW_SECONDS = 0  # each post change alone at once (tests of it: > 0)
 
 
 @pytest.fixture(autouse=True)

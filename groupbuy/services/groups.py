@@ -65,6 +65,9 @@ Rules chosen where the brief was silent:
   becomes the leader. Passing leadership never reprices an order: only the opener gets the
   leader price. ``is_leader`` marks the current leader's seat (one live leader seat per group).
 - A group left with no live seat stays open until it expires (the sweep fails it).
+- Members are told (stored notifications, pushed to their own sockets) when another member's
+  seat is paid (``group_joined``, with the seats still free), and when the group succeeds or
+  fails; the group's topic carries every seat change for whoever watches the share page.
 - The expiry sweep (``groups_expire_due``) closes each open group with ``expires_at <= now``
   once, under the group's lock, re-checking its status. Held seats first: unpaid orders are
   cancelled (reason ``group_closed``), already-paid ones count as paid. All seats paid: it
@@ -102,6 +105,7 @@ from groupbuy import events, locks
 from groupbuy.error_codes import GroupBuyErrorCode
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
 from groupbuy.realtime import push_group
+from groupbuy.services import community
 from shop import locks as shop_locks
 from shop.models import Customer, Order, Sku
 from shop.services import orders
@@ -208,6 +212,7 @@ def _place(
         if opening and order.community_id is not None:
             group.community_id = order.community_id
             fields.append("community")
+            community.push_group_opened(group)  # pushed after commit
         group.save(update_fields=fields)
         push_group(group, "group_seat_taken")
         stock_reserve(order=order, lines=lines, expires_at=deadline)
@@ -426,7 +431,29 @@ def seat_mark_paid(*, order_id: int, group_id: int | None) -> GroupSeat | None:
             _after_success(group)
         else:
             push_group(group, "group_seat_paid")
+            _tell_joined(group, seat)
         return seat
+
+
+def _tell_joined(group: Group, seat: GroupSeat) -> None:
+    """The group's other members with a live seat hear that someone joined (paid), and how many
+    seats are left (stored, once per seat and member)."""
+    left = group.size - group.paid_seats - group.held_seats
+    members = (
+        GroupSeat.objects.filter(group=group, status__in=GroupSeat.LIVE)
+        .exclude(pk=seat.pk)
+        .values_list("customer__user_id", flat=True)
+    )
+    joiner = Customer.objects.filter(pk=seat.customer_id).values_list("nickname", flat=True).first()
+    for user_id in members:
+        notify(
+            user_id=user_id,
+            kind="group_joined",
+            title="Someone joined your group-buy",
+            body=f"{joiner or 'A neighbour'} joined: {left} seat(s) still free.",
+            data={"group_id": group.pk, "seats_left": left},
+            dedupe_key=f"group:{group.pk}:joined:{seat.pk}",
+        )
 
 
 def _seat_paid(group: Group, seat: GroupSeat, now: datetime) -> None:

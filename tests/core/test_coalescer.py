@@ -1,6 +1,7 @@
 """TopicCoalescer: a quiet topic's item goes at once; items within the window after a push go
 together when it ends; a topic gets at most one message per window (core/side_effects.py)."""
 
+import itertools
 import threading
 import time
 
@@ -74,7 +75,7 @@ def test_a_steady_stream_gets_at_most_one_message_per_window(pushed):
     messages = pushed.sent
     assert [i for _, m, _ in messages for i in items(m)] == list(range(1, n + 1))  # all, in order
     assert len(messages) <= 4 + 2
-    gaps = [b[2] - a[2] for a, b in zip(messages, messages[1:], strict=False)]
+    gaps = [b[2] - a[2] for a, b in itertools.pairwise(messages)]
     assert min(gaps) >= WINDOW * 0.9
 
 

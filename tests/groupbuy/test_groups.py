@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core import outbox
 from core.errors import ApplicationError
-from core.models import OutboxEvent
+from core.models import Notification, OutboxEvent
 from groupbuy import subscribers
 from groupbuy.models import Group, GroupCampaign, GroupSeat
 from groupbuy.services.groups import seat_mark_paid
@@ -335,6 +335,23 @@ def test_fewer_paid_seats_than_the_size_keep_every_order_held(committed):
     assert (fresh(group).status, fresh(group).paid_seats, fresh(group).held_seats) == ("open", 1, 1)
     assert fresh(leader_order).fulfilment_held is True
     assert fresh(member_order).status == "pending_payment"
+
+
+def test_the_other_members_hear_of_each_paid_seat_once_with_the_seats_left(committed):
+    group, leader_order = open_group(campaign(size=3))
+    member_order = join(group, QuickCustomerFactory(nickname="Lan"))[1]
+    leader_user = leader_order.customer.user_id
+
+    committed(pay, member_order)
+    seat_mark_paid(order_id=member_order.pk, group_id=group.pk)  # a second delivery
+
+    [told] = Notification.objects.filter(kind="group_joined")
+    assert (told.user_id, told.data) == (leader_user, {"group_id": group.pk, "seats_left": 1})
+    assert "Lan joined: 1 seat(s)" in told.body
+    committed(pay, leader_order)  # the leader's own seat: the member hears of it, not the leader
+    member_user = member_order.customer.user_id
+    assert Notification.objects.filter(kind="group_joined", user_id=member_user).count() == 1
+    assert Notification.objects.filter(kind="group_joined", user_id=leader_user).count() == 1
 
 
 def test_a_second_delivery_of_order_paid_changes_nothing(committed, caplog):

@@ -52,6 +52,8 @@ async def test_a_viewer_follows_the_group_and_sees_each_seat_then_the_success():
     await database_sync_to_async(pay)(leader_order)
     paid = await receive(comm)
     assert _counters(paid) == ("group_seat_paid", "open", 1, 1, 0)
+    told = await receive(comm)  # the member's own notification (stored): the leader joined
+    assert told["type"] == "notification" and told["notification"]["kind"] == "group_joined"
     snapshot = await database_sync_to_async(
         lambda: ApiClient(token).get(f"/api/v1/groups/{group.pk}").json()
     )()
