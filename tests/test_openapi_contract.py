@@ -17,13 +17,16 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from config.api import api
 from config.wsgi import application
-from shop.models import Payment
+from groupbuy.services.community import announcement_post
+from shop.models import CommunityMembership, Payment
 from shop.services.refunds import refund_request
 from tests.conftest import ApiClient, token_for
 from tests.core.utils import assert_error
 from tests.db_snapshot import db_snapshot
 from tests.factories import AddressFactory, CommunityFactory, CustomerFactory, StaffFactory
 from tests.groupbuy.factories import campaign, open_group
+from tests.groupbuy.factories_bargains import bargain_campaign, start
+from tests.groupbuy.factories_chains import board
 from tests.shop.factories_coupons import CouponTemplateFactory
 from tests.shop.factories_orders import paid, place, quick_pickup_point
 
@@ -134,6 +137,10 @@ def world(db):
         order=unpaid, provider=Payment.Provider.SANDBOX, amount=unpaid.total
     )
     group, _ = open_group(campaign(size=3))
+    made = board()
+    CommunityMembership.objects.create(community=made.community, customer=shopper)
+    said = announcement_post(author=made.leader, community_id=made.community.pk, body="Hello")
+    bargain = start(bargain_campaign())
     ids = {
         "order_id": order.pk,
         "community_id": community.pk,
@@ -146,6 +153,10 @@ def world(db):
         "campaign_id": group.campaign_id,
         "group_id": group.pk,
         "share_token": group.share_token,
+        "bargain_campaign_id": bargain.campaign_id,
+        "bargain_id": bargain.pk,
+        "post_id": made.post.pk,
+        "announcement_id": said.pk,
     }
     return {
         "ids": ids,

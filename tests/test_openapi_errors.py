@@ -239,3 +239,25 @@ def test_joining_an_unknown_community_is_documented(shopper):
 
 def test_members_of_the_registry_are_error_codes():
     assert all(issubclass(enum, ErrorCode) for enum in _all_enums())
+
+
+def _schema_classes(base: type) -> list[type]:
+    found = []
+    for sub in base.__subclasses__():
+        found.append(sub)
+        found += _schema_classes(sub)
+    return found
+
+
+def test_no_two_api_schemas_share_a_name():
+    """The document names each component after its class: a second class of the same name
+    silently replaces the first in it (and the examples checked against it)."""
+    from ninja import Schema
+
+    apps = ("core", "shop", "groupbuy", "referral", "incentives")
+    names: dict[str, set[str]] = {}
+    for cls in _schema_classes(Schema):
+        if cls.__module__.split(".")[0] in apps:
+            names.setdefault(cls.__name__, set()).add(f"{cls.__module__}.{cls.__qualname__}")
+
+    assert {name: where for name, where in names.items() if len(where) > 1} == {}
