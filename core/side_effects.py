@@ -5,12 +5,14 @@ rolled-back transaction never announces anything. A failed push is logged, never
 stored notification is the truth and clients catch up from it.
 """
 
+import json
 import logging
 import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection, transaction
 
 from core.realtime import topic_group, topic_next_seq
@@ -108,7 +110,100 @@ class TopicCoalescer:
             self._schedule(topic, kind, window)
 
 
-coalescer = TopicCoalescer()
+# Redis scripts of the shared coalescer: each runs atomically, so an item is either in the batch
+# a flush takes or finds the gate gone and leads the next window itself; none is stranded.
+# KEYS[1] the gate, KEYS[2] the waiting items; ARGV[1] the gate's lifetime (ms), ARGV[2] an item,
+# ARGV[3] how long waiting items are kept (ms) when nobody flushes them.
+_ADD_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  local waiting = redis.call('LRANGE', KEYS[2], 0, -1)
+  redis.call('DEL', KEYS[2])
+  table.insert(waiting, ARGV[2])
+  return waiting
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return false
+"""
+_FLUSH_SCRIPT = """
+local waiting = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+if #waiting > 0 then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+else
+  redis.call('DEL', KEYS[1])
+end
+return waiting
+"""
+
+
+KEEP_MS = 60_000
+
+
+class SharedTopicCoalescer(TopicCoalescer):
+    """``TopicCoalescer`` across every process sharing one Redis: at most one message per window
+    per topic however many web processes take the writes. A gate key per topic marks an open
+    window; the process whose item opened it pushes at once and flushes the window's items (from
+    a Redis list) when it ends, opening the next window if there were any. Items are JSON. If
+    that process dies mid-window, the gate expires after a few windows and the next item leads,
+    taking the waiting ones with it (until then the snapshot has them)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        super().__init__()
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._prefix = prefix
+        self._add = self._redis.register_script(_ADD_SCRIPT)
+        self._flush = self._redis.register_script(_FLUSH_SCRIPT)
+
+    def _keys(self, topic: str) -> list[str]:
+        return [f"{self._prefix}:coalesce:{topic}:gate", f"{self._prefix}:coalesce:{topic}:items"]
+
+    @staticmethod
+    def _life_ms(window: float) -> int:
+        return max(int(window * 4000), 50)  # outlives a late timer; expires if its owner dies
+
+    def add(self, topic: str, kind: str, item: dict[str, Any], window: float) -> None:
+        if window <= 0:
+            topic_push_now(topic, {"type": kind, "items": [item]})
+            return
+        try:
+            life = self._life_ms(window)
+            led = self._add(keys=self._keys(topic), args=[life, json.dumps(item), KEEP_MS])
+        except Exception:
+            logger.exception("coalescing a push to %s failed: pushing it alone", topic)
+            topic_push_now(topic, {"type": kind, "items": [item]})
+            return
+        if led is None:
+            return  # the window's owner pushes it when the window ends
+        try:
+            topic_push_now(topic, {"type": kind, "items": [json.loads(raw) for raw in led]})
+        finally:
+            self._schedule(topic, kind, window)
+
+    def _trailing(self, topic: str, kind: str, window: float) -> None:
+        try:
+            waiting = self._flush(keys=self._keys(topic), args=[self._life_ms(window)])
+        except Exception:
+            logger.exception("flushing coalesced pushes to %s failed", topic)
+            return  # the gate expires; the next item leads and takes the waiting ones
+        if not waiting:
+            return
+        try:
+            topic_push_now(topic, {"type": kind, "items": [json.loads(raw) for raw in waiting]})
+        finally:
+            connection.close()  # this timer thread's own database connection (the seq)
+            self._schedule(topic, kind, window)
+
+
+def _coalescer() -> TopicCoalescer:
+    if settings.REDIS_URL:
+        return SharedTopicCoalescer(settings.REDIS_URL, settings.KEY_PREFIX)
+    return TopicCoalescer()  # one process (the in-memory default of one-off commands)
+
+
+coalescer: TopicCoalescer = _coalescer()
 
 
 def topic_push_coalesced_on_commit(

@@ -75,7 +75,7 @@ Rules chosen where the brief was silent:
 
 Realtime (after commit): ``post:<id>`` gets ``post_updates`` messages, each with the topic's
 ``seq`` and its ``items``, the post's changes in the order they committed: ``post_entry_added``
-(the ``entry``: seq, nickname, avatar, items, paid), ``post_entry_paid`` and
+(the ``entry``: seq, created_at, nickname, avatar, items, paid), ``post_entry_paid`` and
 ``post_entry_dropped`` (``entry_seq``, the entry's number) and ``post_closed``, each with the
 post's ``status``, ``live_entries`` and ``max_entries`` (added and dropped also with the changed
 items' ``units_left``). A busy post's changes are coalesced (core.side_effects.TopicCoalescer):
@@ -409,6 +409,7 @@ def _place(
             "post_entry_added",
             entry={
                 "seq": entry.seq,
+                "created_at": entry.created_at.isoformat(),
                 "nickname": customer.nickname,
                 "avatar_url": customer.avatar_url,
                 "items": [

@@ -19,7 +19,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ["api_read", "hot_sku", "events_outbox", "checkout", "flash_burst", "last_seat"]
+BENCHMARKS = [
+    "api_read",
+    "hot_sku",
+    "events_outbox",
+    "checkout",
+    "flash_burst",
+    "last_seat",
+    "chain_broadcast",
+]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"

@@ -4,13 +4,27 @@ together when it ends; a topic gets at most one message per window (core/side_ef
 import itertools
 import threading
 import time
+import uuid
 
 import pytest
 
 from core import side_effects
-from core.side_effects import TopicCoalescer
+from core.side_effects import SharedTopicCoalescer, TopicCoalescer
 
 WINDOW = 0.15
+
+
+@pytest.fixture(params=["process", "shared"])
+def make(request, settings):
+    """Both coalescers pass the same tests: the per-process one, and the one shared through
+    Redis (a fresh key prefix per test)."""
+    if request.param == "process":
+        return TopicCoalescer
+    if not settings.REDIS_URL:
+        pytest.skip("the shared coalescer needs Redis (REDIS_URL)")
+    request.applymarker(pytest.mark.redis)
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    return lambda: SharedTopicCoalescer(settings.REDIS_URL, prefix)
 
 
 @pytest.fixture
@@ -40,8 +54,8 @@ def items(message: dict) -> list[int]:
     return [item["n"] for item in message["items"]]
 
 
-def test_a_quiet_topics_item_goes_at_once_alone(pushed):
-    coalescer = TopicCoalescer()
+def test_a_quiet_topics_item_goes_at_once_alone(pushed, make):
+    coalescer = make()
 
     coalescer.add("post:1", "post_entries_added", {"n": 1}, WINDOW)
 
@@ -49,8 +63,8 @@ def test_a_quiet_topics_item_goes_at_once_alone(pushed):
     assert (topic, message) == ("post:1", {"type": "post_entries_added", "items": [{"n": 1}]})
 
 
-def test_items_within_the_window_go_together_when_it_ends(pushed):
-    coalescer = TopicCoalescer()
+def test_items_within_the_window_go_together_when_it_ends(pushed, make):
+    coalescer = make()
     started = time.monotonic()
 
     for n in range(1, 7):
@@ -62,8 +76,8 @@ def test_items_within_the_window_go_together_when_it_ends(pushed):
     assert sent[1][2] - started >= WINDOW * 0.9  # waited for the window's end
 
 
-def test_a_steady_stream_gets_at_most_one_message_per_window(pushed):
-    coalescer = TopicCoalescer()
+def test_a_steady_stream_gets_at_most_one_message_per_window(pushed, make):
+    coalescer = make()
     started = time.monotonic()
     n = 0
     while time.monotonic() - started < WINDOW * 4:
@@ -79,8 +93,8 @@ def test_a_steady_stream_gets_at_most_one_message_per_window(pushed):
     assert min(gaps) >= WINDOW * 0.9
 
 
-def test_after_a_quiet_window_the_next_item_goes_at_once_again(pushed):
-    coalescer = TopicCoalescer()
+def test_after_a_quiet_window_the_next_item_goes_at_once_again(pushed, make):
+    coalescer = make()
     coalescer.add("post:1", "k", {"n": 1}, WINDOW)
     time.sleep(WINDOW * 2.5)  # the window ends with nothing waiting: the topic is quiet again
 
@@ -91,8 +105,8 @@ def test_after_a_quiet_window_the_next_item_goes_at_once_again(pushed):
     assert pushed.sent[1][2] - before < WINDOW / 2
 
 
-def test_topics_do_not_wait_for_each_other(pushed):
-    coalescer = TopicCoalescer()
+def test_topics_do_not_wait_for_each_other(pushed, make):
+    coalescer = make()
 
     coalescer.add("post:1", "k", {"n": 1}, WINDOW)
     coalescer.add("post:2", "k", {"n": 2}, WINDOW)
@@ -100,10 +114,42 @@ def test_topics_do_not_wait_for_each_other(pushed):
     assert [(t, items(m)) for t, m, _ in pushed.sent] == [("post:1", [1]), ("post:2", [2])]
 
 
-def test_no_window_pushes_every_item_alone_at_once(pushed):
-    coalescer = TopicCoalescer()
+def test_no_window_pushes_every_item_alone_at_once(pushed, make):
+    coalescer = make()
 
     for n in (1, 2, 3):
         coalescer.add("post:1", "k", {"n": n}, 0)
 
     assert [items(m) for _, m, _ in pushed.sent] == [[1], [2], [3]]
+
+
+def test_two_processes_share_one_window(pushed, settings):
+    """Two shared coalescers (two web processes) on one topic: the second one's items wait for
+    the window the first opened, and go out with the first one's flush."""
+    if not settings.REDIS_URL:
+        pytest.skip("the shared coalescer needs Redis (REDIS_URL)")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    one, two = (SharedTopicCoalescer(settings.REDIS_URL, prefix) for _ in range(2))
+
+    one.add("post:1", "k", {"n": 1}, WINDOW)
+    two.add("post:1", "k", {"n": 2}, WINDOW)
+    two.add("post:1", "k", {"n": 3}, WINDOW)
+    one.add("post:1", "k", {"n": 4}, WINDOW)
+
+    sent = pushed.wait_for(2)
+    assert [items(m) for _, m, _ in sent] == [[1], [2, 3, 4]]
+
+
+def test_if_a_windows_owner_dies_the_next_item_takes_the_waiting_ones(pushed, settings):
+    if not settings.REDIS_URL:
+        pytest.skip("the shared coalescer needs Redis (REDIS_URL)")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    dying, other = (SharedTopicCoalescer(settings.REDIS_URL, prefix) for _ in range(2))
+    dying._schedule = lambda *args: None  # its process dies before the window ends
+
+    dying.add("post:1", "k", {"n": 1}, WINDOW)
+    other.add("post:1", "k", {"n": 2}, WINDOW)  # waits for a flush that never comes
+    time.sleep(WINDOW * 4 + 0.1)  # the gate outlives a late timer, then expires
+    other.add("post:1", "k", {"n": 3}, WINDOW)
+
+    assert [items(m) for _, m, _ in pushed.sent] == [[1], [2, 3]]

@@ -342,6 +342,7 @@ def test_the_entry_is_pushed_to_the_posts_topic(committed, pushed):
         "max_entries": None,
         "entry": {
             "seq": 1,
+            "created_at": ChainEntry.objects.get(post=made.post).created_at.isoformat(),
             "nickname": "Lan",
             "avatar_url": "https://img.example/l.png",
             "items": [
