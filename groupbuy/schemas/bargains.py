@@ -8,11 +8,10 @@ from typing import Literal
 from django.utils import timezone
 from ninja import Field, Schema
 
-from core.schemas import BodyIn, Id
 from groupbuy.models import Bargain, BargainCampaign
-from groupbuy.schemas.groups import ProductBriefOut
+from groupbuy.schemas.groups import FlowDeliveryIn, ProductBriefOut
 from groupbuy.selectors.bargains import bargain_seconds_left
-from shop.schemas.orders import DeliveryMode, OrderOut
+from shop.schemas.orders import OrderOut
 
 CampaignStatus = Literal["active", "ended"]
 BargainStatus = Literal["active", "floor_reached", "purchased", "expired"]
@@ -136,14 +135,8 @@ class BargainHelpedOut(Schema):
     bargain: BargainDetailOut
 
 
-class BargainPurchaseIn(BodyIn):
-    delivery_mode: DeliveryMode
-    community_id: Id | None = Field(None, description="Default: the pickup point's community.")
-    pickup_point_id: Id | None = Field(None, description="Required for pickup.")
-    address_id: Id | None = Field(
-        None,
-        description="One of your addresses: required for courier, optional for leader delivery.",
-    )
+class BargainPurchaseIn(FlowDeliveryIn):
+    """Where the bargain's item goes; the price is the bargain's."""
 
 
 class BargainPurchasedOut(Schema):

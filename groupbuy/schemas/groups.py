@@ -135,17 +135,22 @@ class GroupDetailOut(Schema):
     )
 
 
-class GroupOrderIn(BodyIn):
-    sku_id: Id = Field(..., description="One of the campaign's SKUs.")
-    quantity: Quantity = Field(
-        1, ge=1, le=999, description="At most the campaign's `max_quantity_per_order`."
-    )
+class FlowDeliveryIn(BodyIn):
+    """How a flow's order is delivered (a group seat's, a bargain's purchase)."""
+
     delivery_mode: DeliveryMode
     community_id: Id | None = Field(None, description="Default: the pickup point's community.")
     pickup_point_id: Id | None = Field(None, description="Required for pickup.")
     address_id: Id | None = Field(
         None,
         description="One of your addresses: required for courier, optional for leader delivery.",
+    )
+
+
+class GroupOrderIn(FlowDeliveryIn):
+    sku_id: Id = Field(..., description="One of the campaign's SKUs.")
+    quantity: Quantity = Field(
+        1, ge=1, le=999, description="At most the campaign's `max_quantity_per_order`."
     )
 
 

@@ -112,6 +112,7 @@ from groupbuy.error_codes import BargainErrorCode
 from groupbuy.models import Bargain, BargainCampaign, BargainHelp
 from groupbuy.realtime import bargain_topic
 from groupbuy.selectors.bargains import bargain_closed, bargain_not_found, purchase_refusal
+from groupbuy.services.sweeps import close_each
 from shop import locks as shop_locks
 from shop.error_codes import OrderErrorCode
 from shop.models import Customer, Order, Product, Sku
@@ -489,12 +490,7 @@ def bargains_expire_due(*, now: datetime | None = None) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    expired = 0
-    for bargain_id in due:
-        try:
-            expired += _expire(bargain_id, now)
-        except Exception:  # one broken bargain must not stop the others; the next run retries it
-            logger.exception("closing expired bargain %s failed", bargain_id)
+    expired = close_each(due, lambda pk: _expire(pk, now), what="expired bargain")
     soon = list(
         Bargain.objects.filter(
             status__in=LIVE,

@@ -111,6 +111,7 @@ from groupbuy.models import ChainEntry, ChainPost, ChainPostItem
 from groupbuy.realtime import post_topic
 from groupbuy.selectors import chains as selectors
 from groupbuy.services import community as community_feed
+from groupbuy.services.sweeps import close_each
 from shop.error_codes import CommunityErrorCode
 from shop.models import (
     Community,
@@ -616,12 +617,7 @@ def posts_close_due(*, now: datetime | None = None) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    closed = 0
-    for post_id in due:
-        try:
-            closed += _close(post_id, now)
-        except Exception:  # one broken post must not stop the others; the next run retries it
-            logger.exception("closing chain post %s failed", post_id)
+    closed = close_each(due, lambda pk: _close(pk, now), what="chain post")
     return closed
 
 

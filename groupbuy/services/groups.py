@@ -106,6 +106,7 @@ from groupbuy.error_codes import GroupBuyErrorCode
 from groupbuy.models import Group, GroupCampaign, GroupCampaignSku, GroupSeat
 from groupbuy.realtime import push_group
 from groupbuy.services import community
+from groupbuy.services.sweeps import close_each
 from shop import locks as shop_locks
 from shop.models import Customer, Order, Sku
 from shop.services import orders
@@ -543,12 +544,7 @@ def groups_expire_due(*, now: datetime | None = None) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    closed = 0
-    for group_id in due:
-        try:
-            closed += _expire(group_id, now)
-        except Exception:  # one broken group must not stop the others; the next run retries it
-            logger.exception("closing expired group %s failed", group_id)
+    closed = close_each(due, lambda pk: _expire(pk, now), what="expired group")
     return closed
 
 
