@@ -268,10 +268,11 @@ def _bare(topic: str, rate: float, seconds: float, phase: int) -> list[float]:
     return sent
 
 
-def _signups(port: int, path: str, tokens: list[str], rate: float) -> list[dict[str, Any]]:
+def _signups(
+    port: int, path: str, body: bytes, tokens: list[str], rate: float
+) -> list[dict[str, Any]]:
     """One sign-up per token, paced at ``rate`` per second over SENDERS keep-alive connections;
     returns each request's send time, status and entry number."""
-    body = json.dumps({"items": [{"sku_id": _signups.sku_id, "quantity": 1}]}).encode()
     work: queue.Queue = queue.Queue()
     start = time.monotonic() + 0.05
     for n, token in enumerate(tokens):
@@ -330,9 +331,6 @@ def _signups(port: int, path: str, tokens: list[str], rate: float) -> list[dict[
     return done
 
 
-_signups.sku_id = 0  # type: ignore[attr-defined]
-
-
 # --- measuring ------------------------------------------------------------------------------------
 def _bare_phase(clients: _Clients, rate: float, seconds: float, phase: int) -> dict[str, Any]:
     sent = _bare(clients.topic, rate, seconds, phase)
@@ -363,10 +361,19 @@ def _bare_phase(clients: _Clients, rate: float, seconds: float, phase: int) -> d
 
 
 def _signup_phase(
-    clients: _Clients, port: int, path: str, tokens: list[str], rate: float, during=None
+    clients: _Clients,
+    port: int,
+    target: tuple[str, bytes],
+    tokens: list[str],
+    rate: float,
+    during=None,
 ) -> dict[str, Any]:
+    """Sign-ups at ``rate`` (one per token) to ``target`` (path, body), ``during()`` meanwhile;
+    what the sockets received of them."""
     holder: dict[str, Any] = {}
-    sender = threading.Thread(target=lambda: holder.update(done=_signups(port, path, tokens, rate)))
+    sender = threading.Thread(
+        target=lambda: holder.update(done=_signups(port, *target, tokens, rate))
+    )
     sender.start()
     if during is not None:
         during()
@@ -452,8 +459,8 @@ def run(quick: bool = False) -> dict:
     rates = BARE_RATES[:3] if quick else BARE_RATES
     signers = WARM_UP + STEADY_RATE * steady_s + BURST_RATE * burst_s + max(rates) * phase_s
     fx = _Fixture(signers)
-    _signups.sku_id = fx.sku.pk  # type: ignore[attr-defined]
-    path = f"/api/v1/posts/{fx.post.pk}/entries"
+    body = json.dumps({"items": [{"sku_id": fx.sku.pk, "quantity": 1}]}).encode()
+    target = (f"/api/v1/posts/{fx.post.pk}/entries", body)
     snapshot_path = f"/api/v1/posts/{fx.post.pk}"
     tokens = iter(fx.signer_tokens)
     metrics: dict[str, Any] = {"sockets": SOCKETS, "asgi_processes": ASGI_PROCESSES}
@@ -485,8 +492,10 @@ def run(quick: bool = False) -> dict:
             return [next(tokens) for _ in range(n)]
 
         # warm-up: every server thread opens its database connection (not measured)
-        warm = _signup_phase(clients, http_port, path, take(WARM_UP), WARM_UP / 2)
-        steady = _signup_phase(clients, http_port, path, take(STEADY_RATE * steady_s), STEADY_RATE)
+        warm = _signup_phase(clients, http_port, target, take(WARM_UP), WARM_UP / 2)
+        steady = _signup_phase(
+            clients, http_port, target, take(STEADY_RATE * steady_s), STEADY_RATE
+        )
         dropped = clients.sockets[:RECONNECTS]
 
         def reconnect_some() -> None:
@@ -498,7 +507,7 @@ def run(quick: bool = False) -> dict:
         burst = _signup_phase(
             clients,
             http_port,
-            path,
+            target,
             take(BURST_RATE * burst_s),
             BURST_RATE,
             during=reconnect_some,
@@ -506,7 +515,7 @@ def run(quick: bool = False) -> dict:
         for sock in dropped:
             sock.caught_up = True  # a reconnected client refetches the snapshot
         rate_run = _signup_phase(
-            clients, http_port, path, take(int(best["rate"] * phase_s)), best["rate"]
+            clients, http_port, target, take(int(best["rate"] * phase_s)), best["rate"]
         )
         phases = (warm, steady, burst, rate_run)
         expected = {seq for phase in phases for seq in phase["entries"]}
