@@ -251,6 +251,9 @@ def test_nobody_helps_their_own_bargain_or_an_unknown_one():
     assert refused_without_a_write(
         lambda: services.bargain_help(bargain_id=10**9, helper=helper)
     ) == ("bargain_not_found")
+    with pytest.raises(ApplicationError) as caught:
+        services.bargain_help(bargain_id=bargain.pk, helper=bargain.initiator)
+    assert caught.value.details == {"bargain_id": bargain.pk}
 
 
 def test_a_friend_helps_a_bargain_once():
@@ -675,6 +678,7 @@ def test_initiators_are_warned_once_when_a_bargain_expires_soon(committed):
     [note] = notes(soon, "bargain_expiring_soon")
     assert note.dedupe_key == f"bargain:{soon.pk}:expiring"
     assert note.body.startswith("Ask friends to help before ")
+    assert f"{timezone.localtime(soon.expires_at):%Y-%m-%d %H:%M}." in note.body
     assert fresh(far).expiry_warned_at is None
     assert notes(far, "bargain_expiring_soon") == []
 
@@ -769,3 +773,17 @@ def test_ending_a_campaign_stops_new_bargains_and_lets_started_ones_run():
     assert code_of(lambda: start(made)) == "bargain_campaign_not_active"
     assert buy(to_floor(running)).source_ref == running.pk
     assert code_of(lambda: bargain_campaign_end(campaign_id=10**9)) == "bargain_campaign_not_found"
+
+
+def test_a_bargain_no_longer_live_when_its_warning_is_due_is_not_warned(committed):
+    """The sweep lists bargains expiring soon, then warns each under its lock: one bought (or
+    expired) in between is left alone."""
+    bargain = to_floor(start(bargain_campaign(helps_needed=2)))
+    Bargain.objects.filter(pk=bargain.pk).update(
+        status="purchased", purchased_at=timezone.now(), order=buy(bargain)
+    )
+
+    committed(services._warn, bargain.pk, bargain.expires_at)
+
+    assert fresh(bargain).expiry_warned_at is None
+    assert notes(bargain, "bargain_expiring_soon") == []

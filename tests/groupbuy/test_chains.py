@@ -436,7 +436,11 @@ def test_a_closed_or_ended_post_takes_no_entry_even_when_its_item_is_sold_out():
     member = member_of(made.community)
     ChainPost.objects.filter(pk=made.post.pk).update(status="closed", closed_at=timezone.now())
 
-    assert refused_without_a_write(lambda: sign_up(made, member)).code == "post_closed"
+    error = refused_without_a_write(lambda: sign_up(made, member))
+    assert (error.code, error.details) == (
+        "post_closed",
+        {"post_id": made.post.pk, "status": "closed"},
+    )
 
 
 def test_past_or_under_a_second_before_the_deadline_the_post_is_closed():
@@ -481,6 +485,7 @@ def test_a_full_post_refuses_another_member():
     error = refused_without_a_write(lambda: sign_up(made, late))
 
     assert (error.code, error.status) == ("post_full", 409)
+    assert error.details == {"post_id": made.post.pk, "max_entries": 2}
     assert fresh(made.post).live_entries == 2
 
 
@@ -935,6 +940,9 @@ def test_marking_the_delivery_arrived_tells_the_community_and_each_paid_member_o
         ]
     )
     assert all(ming_order.pickup_code in n.body or lan_order.pickup_code in n.body for n in notes)
+    assert {(n.data["post_id"], n.data["pickup_point_id"]) for n in notes} == {
+        (made.post.pk, made.point.pk)
+    }
     [ready] = [
         m for m in pushed.to(f"community:{made.community.pk}") if m["type"] == "pickup_ready"
     ]

@@ -3,8 +3,14 @@ sign-up entry), one per order whatever the flow reason, approved at once and sen
 
 import pytest
 
-from shop.models import Refund
-from shop.services.refunds import FLOW_REFUND_REASONS, refund_for_flow, refund_request
+from shop.models import OrderEvent, Refund
+from shop.services.refunds import (
+    FLOW_REFUND_REASONS,
+    refund_for_flow,
+    refund_issue,
+    refund_request,
+)
+from tests.factories import StaffFactory
 from tests.shop.factories_orders import paid, place
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +70,43 @@ def test_a_reason_that_is_not_a_flows_is_refused():
     with pytest.raises(ValueError):
         refund_for_flow(order_id=order.pk, reason=Refund.Reason.STAFF)
     assert not Refund.objects.filter(order=order).exists()
+
+
+def test_a_superseded_request_says_why_on_the_orders_timeline(committed):
+    order = paid()
+    asked = refund_request(order_id=order.pk, customer=order.customer, amount=100)
+
+    committed(refund_for_flow, order_id=order.pk, reason=Refund.Reason.ENTRY_CANCELLED)
+
+    event = OrderEvent.objects.get(refund=asked, kind=OrderEvent.Kind.REFUND_REJECTED)
+    assert event.reason == "superseded by entry_cancelled"
+    asked.refresh_from_db()
+    assert asked.decided_at is not None and "Superseded" in asked.failure_message
+
+
+def test_with_a_staff_refund_on_its_way_the_flow_refunds_only_what_is_left():
+    order = paid()  # two units of 1990: total 3980
+    on_its_way = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=500)  # unsent
+
+    refund = refund_for_flow(order_id=order.pk, reason=Refund.Reason.ENTRY_CANCELLED)
+
+    assert on_its_way.status == "approved"
+    assert (refund.amount, refund.status) == (order.total - 500, "approved")
+
+
+def test_after_a_partial_refund_the_flow_refunds_the_rest_beyond_what_is_on_its_way(committed):
+    order = paid()
+    committed(refund_issue, order_id=order.pk, staff=StaffFactory(), amount=700)  # refunded
+    on_its_way = refund_issue(order_id=order.pk, staff=StaffFactory(), amount=300)  # unsent
+
+    refund = refund_for_flow(order_id=order.pk, reason=Refund.Reason.ENTRY_CANCELLED)
+
+    assert on_its_way.status == "approved"
+    assert refund.amount == order.total - 700 - 300
+
+
+def test_nothing_left_beyond_what_is_on_its_way_means_no_refund():
+    order = paid()
+    refund_issue(order_id=order.pk, staff=StaffFactory(), amount=order.total)  # unsent
+
+    assert refund_for_flow(order_id=order.pk, reason=Refund.Reason.ENTRY_CANCELLED) is None
