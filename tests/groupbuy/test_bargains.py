@@ -783,7 +783,7 @@ def test_a_bargain_no_longer_live_when_its_warning_is_due_is_not_warned(committe
         status="purchased", purchased_at=timezone.now(), order=buy(bargain)
     )
 
-    committed(services._warn, bargain.pk, bargain.expires_at)
+    committed(services._warn, bargain.pk, bargain.expires_at - timedelta(minutes=1))
 
     assert fresh(bargain).expiry_warned_at is None
     assert notes(bargain, "bargain_expiring_soon") == []

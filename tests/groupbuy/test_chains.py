@@ -464,6 +464,7 @@ def test_a_member_signs_up_once_while_their_entry_is_live():
     error = refused_without_a_write(lambda: sign_up(made, member))
 
     assert (error.code, error.status) == ("already_signed_up", 409)
+    assert error.details == {"post_id": made.post.pk}
 
 
 def test_one_live_entry_per_member_is_also_a_database_rule():
