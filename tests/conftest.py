@@ -43,6 +43,18 @@ def _clean_cache():
     stock_memo_clear()
 
 
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``committed(action, ...)``: run it and then its commit hooks, so the outbox delivers the
+    events it recorded (Celery is eager in tests) and pushes go out."""
+
+    def run(action, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return action(*args, **kwargs)
+
+    return run
+
+
 class ApiClient:
     """Django's test client speaking JSON, with an optional bearer token."""
 

@@ -19,17 +19,6 @@ pytestmark = pytest.mark.django_db
 API = "/api/v1"
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run an action and then its commit hooks (the outbox delivers order_paid to groupbuy)."""
-
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
 def body(made: GroupCampaign, point=None, **extra):
     return {
         "sku_id": sku_of(made),

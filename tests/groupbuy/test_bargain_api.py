@@ -27,17 +27,6 @@ PURCHASE = "/bargains/{bargain_id}/purchase"
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run an action and then its commit hooks (pushes to the topic, the outbox's deliveries)."""
-
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def friend(client_for):
     """Another shopper, and an API client logged in as them."""
     customer = QuickCustomerFactory(nickname="Lan", avatar_url="https://img.example/l.png")

@@ -36,15 +36,6 @@ FEED = "/communities/{community_id}/feed"
 HIDE = "/staff/announcements/{announcement_id}/hide"
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
 def as_(customer) -> ApiClient:
     return ApiClient(token_for(customer.user))
 
@@ -63,7 +54,7 @@ def post_body(point, sku, **extra) -> dict:
     }
 
 
-def refused_unchanged(who, call, method, path, status, code):
+def assert_refused_unchanged(who, call, method, path, status, code):
     """``call(client)`` as ``who`` (a customer or a client, logged in before the snapshot) is
     refused with a documented ``code`` and changes no row."""
     client = who if isinstance(who, ApiClient) else as_(who)
@@ -128,7 +119,7 @@ def test_publishing_is_refused_with_documented_codes_and_no_write(operator):
     sku = SkuFactory(price=1990)
     path = url(POSTS, community_id=community.pk)
 
-    refused_unchanged(
+    assert_refused_unchanged(
         operator,
         lambda c: c.post(path, json=post_body(point, sku)),
         "post",
@@ -136,7 +127,7 @@ def test_publishing_is_refused_with_documented_codes_and_no_write(operator):
         403,
         "not_a_customer",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         member,
         lambda c: c.post(path, json=post_body(point, sku)),
         "post",
@@ -144,7 +135,7 @@ def test_publishing_is_refused_with_documented_codes_and_no_write(operator):
         403,
         "not_community_leader",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         leader,
         lambda c: c.post(url(POSTS, community_id=community.pk + 1000), json=post_body(point, sku)),
         "post",
@@ -152,7 +143,7 @@ def test_publishing_is_refused_with_documented_codes_and_no_write(operator):
         404,
         "community_not_found",
     )
-    response = refused_unchanged(
+    response = assert_refused_unchanged(
         leader,
         lambda c: c.post(
             path,
@@ -189,7 +180,7 @@ def test_a_hostile_post_body_is_a_422_and_writes_nothing(change):
     community, leader, point = community_with_leader()
     sku = SkuFactory(price=1990)
 
-    refused_unchanged(
+    assert_refused_unchanged(
         leader,
         lambda c: c.post(
             url(POSTS, community_id=community.pk), json={**post_body(point, sku), **change}
@@ -223,8 +214,10 @@ def test_members_list_a_communitys_posts_open_first_then_recent_and_strangers_ca
     assert [p["id"] for p in page["items"]] == [newer.pk, older.pk, newest_closed.pk]
     assert page["items"][0]["items_count"] == 1
     stranger = as_(QuickCustomerFactory())
-    refused_unchanged(stranger, lambda c: c.get(path), "get", POSTS, 403, "not_community_member")
-    refused_unchanged(
+    assert_refused_unchanged(
+        stranger, lambda c: c.get(path), "get", POSTS, 403, "not_community_member"
+    )
+    assert_refused_unchanged(
         member,
         lambda c: c.get(url(POSTS, community_id=made.community.pk + 1000)),
         "get",
@@ -276,7 +269,7 @@ def test_a_posts_snapshot_shows_entries_by_seq_and_my_entry_and_reading_changes_
     assert shown["seconds_left"] > 0
     assert staff_view["my_entry"] is None
     stranger = as_(QuickCustomerFactory())
-    refused_unchanged(
+    assert_refused_unchanged(
         stranger,
         lambda c: c.get(url(POST, post_id=made.post.pk)),
         "get",
@@ -284,7 +277,7 @@ def test_a_posts_snapshot_shows_entries_by_seq_and_my_entry_and_reading_changes_
         403,
         "not_community_member",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         lan,
         lambda c: c.get(url(POST, post_id=made.post.pk + 1000)),
         "get",
@@ -359,14 +352,14 @@ def test_sign_up_refusals_are_documented_and_write_nothing():
         ),
     ]
     for (who, call), status, code in cases:
-        refused_unchanged(who, call, "post", ENTRIES, status, code)
+        assert_refused_unchanged(who, call, "post", ENTRIES, status, code)
     sign_up(made, second, [(sku, 1)])
     third = member_of(made.community)
-    refused_unchanged(
+    assert_refused_unchanged(
         *attempt(third, [{"sku_id": sku.pk, "quantity": 1}]), "post", ENTRIES, 409, "post_full"
     )
     closed(made)
-    refused_unchanged(
+    assert_refused_unchanged(
         *attempt(member_of(made.community), [{"sku_id": sku.pk, "quantity": 1}]),
         "post",
         ENTRIES,
@@ -379,7 +372,7 @@ def test_a_sold_out_sku_and_the_checkouts_refusals_are_documented():
     made = board(stock=1)
     member = member_of(made.community)
 
-    refused_unchanged(
+    assert_refused_unchanged(
         member,
         lambda c: c.post(
             url(ENTRIES, post_id=made.post.pk),
@@ -415,7 +408,7 @@ def test_a_hostile_entry_body_is_a_422_and_writes_nothing(body):
     made = board()
     member = member_of(made.community)
 
-    refused_unchanged(
+    assert_refused_unchanged(
         member,
         lambda c: c.post(url(ENTRIES, post_id=made.post.pk), json=body),
         "post",
@@ -442,11 +435,13 @@ def test_a_member_withdraws_over_http_and_a_repeat_is_not_found(committed):
         "paid": True,
     }
     assert Refund.objects.get(order=order).reason == "entry_cancelled"
-    refused_unchanged(member, lambda c: c.delete(path), "delete", MINE, 404, "entry_not_found")
+    assert_refused_unchanged(
+        member, lambda c: c.delete(path), "delete", MINE, 404, "entry_not_found"
+    )
     _, again = sign_up(made, member)
     committed(pay, again)
     closed(made)  # a paid entry stays on the closed list
-    refused_unchanged(member, lambda c: c.delete(path), "delete", MINE, 409, "post_closed")
+    assert_refused_unchanged(member, lambda c: c.delete(path), "delete", MINE, 409, "post_closed")
 
 
 # --- the leader's side ----------------------------------------------------------------------------
@@ -458,7 +453,7 @@ def test_the_leader_reads_the_pickup_sheet_once_closed_and_others_cannot(committ
     leader = as_(made.leader)
     path = url(SHEET, post_id=made.post.pk)
 
-    refused_unchanged(leader, lambda c: c.get(path), "get", SHEET, 409, "post_not_closed")
+    assert_refused_unchanged(leader, lambda c: c.get(path), "get", SHEET, 409, "post_not_closed")
     closed(made)
     before = db_snapshot()
     sheet = leader.get(path).json()
@@ -485,8 +480,10 @@ def test_the_leader_reads_the_pickup_sheet_once_closed_and_others_cannot(committ
         }
     ]
     assert (sheet["total_units"], sheet["total_amount"]) == (3, 999)
-    refused_unchanged(member, lambda c: c.get(path), "get", SHEET, 403, "not_community_leader")
-    refused_unchanged(
+    assert_refused_unchanged(
+        member, lambda c: c.get(path), "get", SHEET, 403, "not_community_leader"
+    )
+    assert_refused_unchanged(
         leader,
         lambda c: c.get(url(SHEET, post_id=made.post.pk + 1000)),
         "get",
@@ -503,7 +500,9 @@ def test_staff_need_the_view_permission_for_the_sheet():
     client = ApiClient(token_for(clerk))
     path = url(SHEET, post_id=made.post.pk)
 
-    refused_unchanged(client, lambda c: c.get(path), "get", SHEET, 403, "not_community_leader")
+    assert_refused_unchanged(
+        client, lambda c: c.get(path), "get", SHEET, 403, "not_community_leader"
+    )
     clerk.user_permissions.add(Permission.objects.get(codename="view_chainpost"))
     assert ApiClient(token_for(clerk)).get(path).status_code == 200
 
@@ -565,7 +564,7 @@ def test_the_pickup_sheet_as_csv_is_excel_ready_and_escapes_formulas(committed):
         [eggs.code, eggs.product.title, "12", "30.00"],
         ["Total", "", "18", "49.98"],
     ]
-    refused_unchanged(
+    assert_refused_unchanged(
         member_of(made.community),
         lambda c: c.get(url(SHEET_CSV, post_id=made.post.pk)),
         "get",
@@ -582,7 +581,9 @@ def test_the_leader_marks_the_delivery_arrived_once(committed):
     leader = as_(made.leader)
     path = url(ARRIVED, post_id=made.post.pk)
 
-    refused_unchanged(leader, lambda c: c.post(path), "post", ARRIVED, 409, "post_not_closed")
+    assert_refused_unchanged(
+        leader, lambda c: c.post(path), "post", ARRIVED, 409, "post_not_closed"
+    )
     closed(made)
     first = leader.post(path)
     second = leader.post(path)
@@ -593,7 +594,7 @@ def test_the_leader_marks_the_delivery_arrived_once(committed):
         "closed",
         first.json()["arrived_at"],
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         order.customer, lambda c: c.post(path), "post", ARRIVED, 403, "not_community_leader"
     )
 
@@ -606,7 +607,7 @@ def test_the_leader_posts_announcements_until_the_rate_limit(settings):
     path = url(ANNOUNCEMENTS, community_id=community.pk)
 
     made = [client.post(path, json={"body": f"note {n}"}) for n in range(2)]
-    over = refused_unchanged(
+    over = assert_refused_unchanged(
         client,
         lambda c: c.post(path, json={"body": "one more"}),
         "post",
@@ -630,7 +631,7 @@ def test_announcement_refusals_are_documented(operator):
     member = member_of(community)
     path = url(ANNOUNCEMENTS, community_id=community.pk)
 
-    refused_unchanged(
+    assert_refused_unchanged(
         member,
         lambda c: c.post(path, json={"body": "hi"}),
         "post",
@@ -638,7 +639,7 @@ def test_announcement_refusals_are_documented(operator):
         403,
         "not_community_leader",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         operator,
         lambda c: c.post(path, json={"body": "hi"}),
         "post",
@@ -646,7 +647,7 @@ def test_announcement_refusals_are_documented(operator):
         403,
         "not_a_customer",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         leader,
         lambda c: c.post(path, json={"body": "   "}),
         "post",
@@ -655,7 +656,7 @@ def test_announcement_refusals_are_documented(operator):
         "announcement_invalid",
     )
     for body in ({"body": ""}, {"body": "x" * 1001}, {"body": 5}, {"body": "hi", "pinned": True}):
-        refused_unchanged(
+        assert_refused_unchanged(
             leader,
             lambda c, body=body: c.post(path, json=body),
             "post",
@@ -663,7 +664,7 @@ def test_announcement_refusals_are_documented(operator):
             422,
             "validation_error",
         )
-    refused_unchanged(
+    assert_refused_unchanged(
         leader,
         lambda c: c.post(url(ANNOUNCEMENTS, community_id=community.pk + 1000), json={"body": "hi"}),
         "post",
@@ -694,7 +695,7 @@ def test_members_read_published_announcements_newest_first_and_the_feed(operator
     assert feed["groups"] == []
     stranger = as_(QuickCustomerFactory())
     for path in (ANNOUNCEMENTS, FEED):
-        refused_unchanged(
+        assert_refused_unchanged(
             stranger,
             lambda c, path=path: c.get(url(path, community_id=community.pk)),
             "get",
@@ -702,7 +703,7 @@ def test_members_read_published_announcements_newest_first_and_the_feed(operator
             403,
             "not_community_member",
         )
-        refused_unchanged(
+        assert_refused_unchanged(
             member,
             lambda c, path=path: c.get(url(path, community_id=community.pk + 1000)),
             "get",
@@ -718,10 +719,10 @@ def test_staff_hide_an_announcement_over_http_with_the_permission(operator, shop
     path = url(HIDE, announcement_id=made.pk)
     clerk = StaffFactory(is_superuser=False)
 
-    refused_unchanged(
+    assert_refused_unchanged(
         shopper, lambda c: c.post(path, json={"reason": "ads"}), "post", HIDE, 403, "staff_only"
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         ApiClient(token_for(clerk)),
         lambda c: c.post(path, json={"reason": "ads"}),
         "post",
@@ -729,7 +730,7 @@ def test_staff_hide_an_announcement_over_http_with_the_permission(operator, shop
         403,
         "permission_denied",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         operator,
         lambda c: c.post(url(HIDE, announcement_id=made.pk + 1000), json={"reason": "ads"}),
         "post",
@@ -737,7 +738,7 @@ def test_staff_hide_an_announcement_over_http_with_the_permission(operator, shop
         404,
         "announcement_not_found",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         operator,
         lambda c: c.post(path, json={"reason": " "}),
         "post",
@@ -745,7 +746,7 @@ def test_staff_hide_an_announcement_over_http_with_the_permission(operator, shop
         422,
         "announcement_invalid",
     )
-    refused_unchanged(
+    assert_refused_unchanged(
         operator, lambda c: c.post(path, json={}), "post", HIDE, 422, "validation_error"
     )
 

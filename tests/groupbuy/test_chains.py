@@ -48,18 +48,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """``committed(action, ...)``: run it and then its commit hooks, so the outbox delivers the
-    events it recorded (Celery is eager in tests) and pushes go out."""
-
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def pushed(monkeypatch) -> Pushes:
     pushes = Pushes()
     monkeypatch.setattr(side_effects, "push_now", pushes.record)

@@ -28,15 +28,6 @@ def pushed(monkeypatch) -> Pushes:
     return pushes
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
 def refused_without_a_write(call) -> ApplicationError:
     before = db_snapshot()
     with pytest.raises(ApplicationError) as caught:

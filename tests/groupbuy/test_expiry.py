@@ -43,15 +43,6 @@ def announced():
     outbox.unsubscribe(events.GROUP_FAILED, on_failed)
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
 def fresh(row):
     row.refresh_from_db()
     return row

@@ -26,18 +26,6 @@ from tests.shop.factories_orders import QuickCustomerFactory, pay, quick_pickup_
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """``committed(action, ...)``: run it and then its commit hooks, so the outbox delivers the
-    events it recorded (Celery is eager in tests)."""
-
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
 def code_of(call) -> str:
     with pytest.raises(ApplicationError) as caught:
         call()

@@ -16,15 +16,6 @@ from tests.shop.factories_orders import paid, place
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
-
-
 @pytest.mark.parametrize("reason", FLOW_REFUND_REASONS)
 def test_a_paid_order_is_refunded_in_full_at_once_and_sent(committed, reason):
     order = paid()
