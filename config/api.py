@@ -28,3 +28,7 @@ api.add_router("/", shop_router)
 from groupbuy.api import router as groupbuy_router  # noqa: E402
 
 api.add_router("/", groupbuy_router)
+
+from referral.api import router as referral_router  # noqa: E402
+
+api.add_router("/", referral_router)

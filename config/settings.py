@@ -196,6 +196,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.outbox_prune",
         "schedule": 3600.0,
     },
+    "referral-clicks-flush": {
+        "task": "referral.tasks.clicks_flush",
+        "schedule": env.float("REFERRAL_CLICK_FLUSH_SECONDS", default=10.0),
+    },
+    "referral-fraud-scan": {
+        "task": "referral.tasks.fraud_scan",
+        "schedule": env.float("REFERRAL_FRAUD_SCAN_SECONDS", default=600.0),
+    },
 }
 
 # --- Outbox (durable domain events, core/outbox.py) ----------------------------------------
@@ -253,6 +261,27 @@ WECHAT_LOGIN_PROVIDER = env.str(
 CATALOG_LIST_CACHE_SECONDS = env.int("CATALOG_LIST_CACHE_SECONDS", default=2)
 # The public flash sale list is hit by everyone waiting for a start: cached this long (0: off).
 FLASH_LIST_CACHE_SECONDS = env.int("FLASH_LIST_CACHE_SECONDS", default=1)
+
+# --- Referral --------------------------------------------------------------------------------
+# One counted click per link per visitor per this window; more are kept as duplicates.
+REFERRAL_CLICK_DEDUPE_WINDOW = timedelta(
+    seconds=env.int("REFERRAL_CLICK_DEDUPE_WINDOW_SECONDS", default=3600)
+)
+# Link opens reported per client IP (generous: many shoppers share a carrier NAT address).
+REFERRAL_OPEN_IP_RATE = env.str("REFERRAL_OPEN_IP_RATE", default="600/m")
+# Lead forms submitted per client IP.
+REFERRAL_LEAD_IP_RATE = env.str("REFERRAL_LEAD_IP_RATE", default="10/h")
+# Fraud signals: clicks from one device or IP per window; accounts on one device; refund rate.
+REFERRAL_CLICK_SPAM_LIMIT = env.int("REFERRAL_CLICK_SPAM_LIMIT", default=30)
+REFERRAL_CLICK_SPAM_WINDOW = timedelta(
+    seconds=env.int("REFERRAL_CLICK_SPAM_WINDOW_SECONDS", default=3600)
+)
+REFERRAL_DEVICE_CLUSTER_SIZE = env.int("REFERRAL_DEVICE_CLUSTER_SIZE", default=3)
+REFERRAL_REFUND_RATE_BPS = env.int("REFERRAL_REFUND_RATE_BPS", default=2500)
+REFERRAL_REFUND_RATE_MIN_ORDERS = env.int("REFERRAL_REFUND_RATE_MIN_ORDERS", default=4)
+REFERRAL_REFUND_RATE_WINDOW = timedelta(
+    days=env.int("REFERRAL_REFUND_RATE_WINDOW_DAYS", default=30)
+)
 
 # --- Bargains and chain sign-ups -------------------------------------------------------------
 # The initiator is warned (stored notification + topic push) once this long before the end.

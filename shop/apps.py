@@ -6,6 +6,7 @@ class ShopConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from shop import events, realtime  # noqa: F401  (realtime registers the shop's topics)
+        from shop import events, link_targets, realtime  # noqa: F401  (realtime: topics)
 
         events.register_events()
+        link_targets.register()

@@ -19,8 +19,10 @@ key below is always present (``None`` where stated):
   unit_price, paid_amount}] (``unit_price`` is what was charged per unit before coupons, the
   campaign price where a flow set one; ``list_unit_price`` the catalogue price; ``paid_amount``
   the line's amount after its share of the coupons; the lines' ``paid_amount`` add up to
-  ``total - shipping_fee``), codes (the coupon / exclusive code typed at checkout, [] if none),
-  device_id (None: orders do not store one yet)
+  ``total - shipping_fee``), codes (the coupon / exclusive code typed at checkout, then the codes
+  of other coupons it used that were redeemed from a code earlier; [] if none),
+  device_id (the checkout's ``X-Device-Id``, a UUID string, or None), ip_hash (keyed hash of the
+  checkout's client IP, "" if unknown), phone (the customer's phone, "" if none)
 - ``order_fulfilled``: order_id, customer_id, community_id, delivery_mode, fulfilled_at
 - ``order_completed``: order_id, customer_id, community_id, total, refunded_amount, completed_at
 - ``order_cancelled``: order_id, customer_id, community_id, source, source_ref, reason
@@ -39,7 +41,7 @@ from django.db import connection
 
 from core import outbox
 from core.outbox import subscribe, unsubscribe  # noqa: F401  (shop's subscribers may use these)
-from shop.models import Order, Refund, RefundLine
+from shop.models import CustomerCoupon, Order, Refund, RefundLine
 
 PUBLISHER = "shop"
 ORDER_PAID = "order_paid"
@@ -84,6 +86,22 @@ def _paid_lines(order_id: int) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _codes(order: Order) -> list[str]:
+    """The code typed at checkout, and the codes of the coupons the order used that came from a
+    code (a customer may spend a code's coupon later by its id, without typing the code)."""
+    codes = [order.coupon_code] if order.coupon_code else []
+    if order.discount:  # a code's coupon takes something off the goods
+        typed = order.coupon_code.upper()
+        codes += sorted(
+            code
+            for code in CustomerCoupon.objects.filter(order=order, code__isnull=False)
+            .values_list("code__code", flat=True)
+            .distinct()
+            if code.upper() != typed
+        )
+    return codes
+
+
 def order_paid_payload(order: Order) -> dict[str, Any]:
     return {
         **_base(order),
@@ -114,8 +132,10 @@ def order_paid_payload(order: Order) -> dict[str, Any]:
                 line_total,
             ) in _paid_lines(order.pk)
         ],
-        "codes": [order.coupon_code] if order.coupon_code else [],
-        "device_id": None,
+        "codes": _codes(order),
+        "device_id": str(order.device_id) if order.device_id else None,
+        "ip_hash": order.ip_hash,
+        "phone": order.customer.phone,
     }
 
 

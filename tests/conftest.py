@@ -12,6 +12,7 @@ from django.test import Client
 
 from config.celery import app as celery_app
 from core.tokens import session_start
+from referral.selectors.links import link_cache_clear
 from shop.services.stock import stock_memo_clear
 from tests.factories import CustomerFactory, StaffFactory
 
@@ -38,9 +39,11 @@ def _no_micro_cache(settings):
 def _clean_cache():
     cache.clear()
     stock_memo_clear()
+    link_cache_clear()
     yield
     cache.clear()
     stock_memo_clear()
+    link_cache_clear()
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from tests.factories import AddressFactory, CommunityFactory, CustomerFactory, S
 from tests.groupbuy.factories import campaign, open_group
 from tests.groupbuy.factories_bargains import bargain_campaign, start
 from tests.groupbuy.factories_chains import board
+from tests.referral.factories import referral_world
 from tests.shop.factories_coupons import CouponTemplateFactory
 from tests.shop.factories_orders import paid, place, quick_pickup_point
 
@@ -157,6 +158,7 @@ def world(db):
         "bargain_id": bargain.pk,
         "post_id": made.post.pk,
         "announcement_id": said.pk,
+        **referral_world(shopper=shopper, order=order),
     }
     return {
         "ids": ids,

@@ -11,9 +11,11 @@ from core.error_codes import CoreErrorCode
 from core.errors import Conflict
 from core.http import (
     bearer_auth,
+    device_id,
     errors,
     examples,
     idempotent,
+    ip_hash,
     rate_limit,
     require_perm,
     staff_auth,
@@ -115,6 +117,7 @@ def _refund_view(refund_id: int) -> RefundOut:
     OrderErrorCode.PURCHASE_LIMIT_EXCEEDED,
     *CHECKOUT_COUPON_CODES,
     *DELIVERY_ERROR_CODES,
+    CoreErrorCode.INVALID_DEVICE_ID,
 )
 @idempotent
 def order_create(request: HttpRequest, payload: OrderCreateIn):
@@ -132,6 +135,8 @@ def order_create(request: HttpRequest, payload: OrderCreateIn):
             coupon_ids=payload.coupon_ids,
             coupon_code=payload.coupon_code,
             note=payload.note,
+            device_id=device_id(request),
+            ip_hash=ip_hash(request),
         ),
     )
     return Status(201, _mine(order.pk, customer))

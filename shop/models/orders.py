@@ -66,6 +66,12 @@ class Order(models.Model):
         help_text="The payment that paid this order (others for it are refunded as unapplied)",
     )
     coupon_code = models.CharField(max_length=64, blank=True)
+    device_id = models.UUIDField(
+        null=True, blank=True, help_text="The checkout's X-Device-Id (a signal, never trusted)"
+    )
+    ip_hash = models.CharField(
+        max_length=64, blank=True, help_text="Keyed hash of the checkout's client IP"
+    )
     note = models.CharField(max_length=500, blank=True)
     cancel_reason = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -21,6 +21,7 @@ Rules chosen where the brief left room:
 """
 
 import secrets
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -401,6 +402,8 @@ def order_create(
     coupon_ids: Sequence[int] = (),
     coupon_code: str = "",
     note: str = "",
+    device_id: uuid.UUID | None = None,
+    ip_hash: str = "",
     source: str = Order.Source.NORMAL,
     source_ref: int | None = None,
     unit_prices: Mapping[int, int] | None = None,
@@ -417,7 +420,8 @@ def order_create(
     ``purchase_limit``: 409 ``purchase_limit_exceeded``. Bad quantity (not 1..999), no lines,
     more than 50 lines, delivery details missing or wrong: 422. Coupons (``coupon_ids`` of the
     customer's coupons, a ``coupon_code``): see shop.services.coupons; each chosen coupon must
-    take something off (422 ``coupon_not_applicable``).
+    take something off (422 ``coupon_not_applicable``). ``device_id`` (the client's
+    ``X-Device-Id``) and ``ip_hash`` are stored as signals for referral's fraud checks.
 
     Flows (flash sale, group-buy, ...) also pass what no API schema exposes (INTERFACES.md,
     "Checkout for flows"): ``source`` and ``source_ref`` (the campaign object), ``unit_prices``
@@ -471,6 +475,8 @@ def order_create(
             shipping_fee=priced.shipping_fee,
             total=priced.total,
             coupon_code=coupon_code,
+            device_id=device_id,
+            ip_hash=ip_hash,
             note=note,
             payment_deadline=deadline,
         )

@@ -27,6 +27,8 @@ BENCHMARKS = [
     "flash_burst",
     "last_seat",
     "chain_broadcast",
+    "attribution",
+    "click_ingest",
 ]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/bench"

@@ -13,6 +13,7 @@ from core.error_codes import CoreErrorCode, ErrorCode
 from core.errors import ApplicationError, NotFound
 from core.http import error_response
 from groupbuy import error_codes as groupbuy_codes
+from referral import error_codes as referral_codes
 from shop import error_codes as shop_codes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,7 @@ ENUM_MODULES = {
     "core.error_codes": core_codes,
     "shop.error_codes": shop_codes,
     "groupbuy.error_codes": groupbuy_codes,
+    "referral.error_codes": referral_codes,
 }
 ERROR_BASES = {"ApplicationError"}
 

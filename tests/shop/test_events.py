@@ -1,6 +1,7 @@
 """The shop's events: recorded through the outbox with the change, delivered after commit, and
 each payload a contract (every key, its exact value and JSON type)."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from core import outbox
 from core import tasks as core_tasks
 from core.models import OutboxDelivery, OutboxEvent
 from shop import events
-from shop.models import OrderLine
+from shop.models import CustomerCoupon, OrderLine
 from shop.services.orders import (
     order_cancel,
     order_complete,
@@ -23,7 +24,7 @@ from shop.services.orders import (
 )
 from shop.services.refunds import refund_issue, refund_mark_succeeded
 from tests.factories import SkuFactory, StaffFactory
-from tests.shop.factories_coupons import coupon_for
+from tests.shop.factories_coupons import CouponCodeFactory, coupon_for
 from tests.shop.factories_orders import (
     QuickCustomerFactory,
     SucceededPaymentFactory,
@@ -123,7 +124,8 @@ def test_order_lifecycle_is_announced_after_commit_once_each(
         order_complete(order_id=order.pk)
     # then: each subscriber once; the broken one does not stop the others and waits for a retry
     assert [name for name, _ in subscribed] == ["order_paid", "order_fulfilled", "order_completed"]
-    assert list(OutboxEvent.objects.order_by("pk").values_list("name", flat=True)) == [
+    shop_events = OutboxEvent.objects.filter(name__in=events.EVENTS).order_by("pk")
+    assert list(shop_events.values_list("name", flat=True)) == [
         "order_paid",
         "order_fulfilled",
         "order_completed",
@@ -201,10 +203,17 @@ def test_the_shop_subscribe_helpers_are_the_outbox_registry(subscribed):
 # --- payload contracts ----------------------------------------------------------------------------
 def test_order_paid_payload(subscribed, django_capture_on_commit_callbacks):
     # given: 2 x 1990 + 1 x 500 with a coupon of 100 fen spread over the lines
-    customer = QuickCustomerFactory()
+    customer = QuickCustomerFactory(phone="13800000001")
     coupon = coupon_for(customer, amount=100)
     a, b = SkuFactory(price=1990, stock=10), SkuFactory(price=500, stock=10)
-    order = place(customer, lines=[(a, 2), (b, 1)], coupon_ids=[coupon.pk])
+    device = uuid.UUID("3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60")
+    order = place(
+        customer,
+        lines=[(a, 2), (b, 1)],
+        coupon_ids=[coupon.pk],
+        device_id=device,
+        ip_hash="ab" * 32,
+    )
     payment = SucceededPaymentFactory(order=order)
     line_a, line_b = OrderLine.objects.filter(order=order).order_by("pk")
     # when
@@ -247,9 +256,36 @@ def test_order_paid_payload(subscribed, django_capture_on_commit_callbacks):
                 },
             ],
             "codes": [],
-            "device_id": None,
+            "device_id": str(device),
+            "ip_hash": "ab" * 32,
+            "phone": "13800000001",
         },
     )
+
+
+def test_order_paid_names_the_code_of_a_coupon_spent_later_by_its_id(subscribed):
+    # given: a code redeemed at a checkout that was cancelled (the coupon stays with the shopper)
+    customer = QuickCustomerFactory()
+    code = CouponCodeFactory(code="KOC-LI-10")
+    first = place(customer, coupon_code="koc-li-10")
+    order_cancel(order_id=first.pk, customer=customer)
+    coupon = CustomerCoupon.objects.get(customer=customer, code=code)
+    assert coupon.status == CustomerCoupon.Status.AVAILABLE
+    # when: the next order spends that coupon by its id, without typing the code
+    second = place(customer, coupon_ids=[coupon.pk])
+    order_mark_paid(order_id=second.pk, payment_id=SucceededPaymentFactory(order=second).pk)
+    # then: the code still reaches the subscribers (an exclusive code attributes the order)
+    assert stored("order_paid")["codes"] == ["KOC-LI-10"]
+
+
+def test_order_paid_names_a_typed_code_once(subscribed):
+    customer = QuickCustomerFactory()
+    CouponCodeFactory(code="KOC-WU-5")
+    order = place(customer, coupon_code="koc-wu-5")
+
+    order_mark_paid(order_id=order.pk, payment_id=SucceededPaymentFactory(order=order).pk)
+
+    assert stored("order_paid")["codes"] == ["koc-wu-5"]
 
 
 def test_order_fulfilled_payload(subscribed, django_capture_on_commit_callbacks):

@@ -76,6 +76,29 @@ def test_create_order_snapshots_prices_reserves_stock_and_sets_the_deadline(shop
     assert all(r.expires_at == order.payment_deadline for r in reservations)
 
 
+def test_checkout_keeps_the_device_and_a_hash_of_the_ip_as_fraud_signals(shopper):
+    # given: the mini-program's device id
+    sku = SkuFactory(price=1990, stock=10)
+    device = "0b6f5c3e-2d1a-4e8f-9c7b-6a5d4e3f2a1b"
+    # when
+    r = shopper.post(ORDERS, json=pickup_body((sku, 1)), headers={"X-Device-Id": device})
+    # then
+    assert r.status_code == 201, r.content
+    order = Order.objects.get(pk=r.json()["id"])
+    assert str(order.device_id) == device
+    assert len(order.ip_hash) == 64 and "127.0.0.1" not in order.ip_hash
+
+
+def test_checkout_with_a_malformed_device_id_is_refused_and_places_nothing(shopper):
+    sku = SkuFactory(price=1990, stock=10)
+
+    r = shopper.post(ORDERS, json=pickup_body((sku, 1)), headers={"X-Device-Id": "not-a-uuid"})
+
+    assert r.status_code == 400
+    assert error(r)["code"] == "invalid_device_id"
+    assert not Order.objects.exists()
+
+
 def test_price_snapshot_does_not_follow_later_price_changes(shopper):
     sku = SkuFactory(price=1000, list_price=None)
     order_id = shopper.post(ORDERS, json=pickup_body((sku, 1))).json()["id"]

@@ -1,1 +1,0 @@
-"""Distributors, share links, bindings, the referral tree, attribution (a later issue)."""
