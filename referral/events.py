@@ -20,7 +20,12 @@ and amounts in fen are ``int``, datetimes ISO 8601 strings (UTC). Every key is a
   product_id, quantity, list_unit_price, unit_price, paid_amount}]), fraud_flags [{flag_id,
   kind}] (the open flags on this attribution or its level-1 distributor when it was made: they
   hold its commissions).
-- ``fraud_flag_changed``: below, with the fraud work.
+- ``fraud_flag_changed``: flag_id, kind (``self_referral``, ``click_spam``,
+  ``device_cluster``, ``high_refund_rate``, ``referral_cycle``), status (``open``, ``cleared``,
+  ``confirmed``), distributor_id, attribution_id (None for a distributor-wide flag), details (the
+  signal's evidence, as stored on the flag). Recorded once when a signal raises a flag (status
+  open) and once when an operator reviews it (cleared or confirmed); incentives holds the
+  commissions of an open flag's attribution or distributor and releases or voids them on review.
 """
 
 from collections.abc import Mapping, Sequence
@@ -29,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from core import outbox
 
 if TYPE_CHECKING:
-    from referral.models import Attribution
+    from referral.models import Attribution, FraudFlag
 
 PUBLISHER = "referral"
 ORDER_ATTRIBUTED = "order_attributed"
@@ -42,7 +47,7 @@ def register_events() -> None:
         outbox.event_register(name, publisher=PUBLISHER)
 
 
-# --- attribution (attribution work) ---
+# --- order_attributed ---
 def order_attributed_payload(
     *,
     attribution: "Attribution",
@@ -93,17 +98,10 @@ def order_attributed(
     )
 
 
-# --- fraud flags (fraud work) ---
-# ``fraud_flag_changed``: flag_id, kind (self_referral, click_spam, device_cluster,
-# high_refund_rate, referral_cycle), status (open, cleared, confirmed), distributor_id,
-# attribution_id (None for a distributor-wide flag), details (the signal's evidence, as stored
-# on the flag). Recorded once when a signal raises a flag (status open) and once when an operator
-# reviews it (cleared or confirmed); incentives holds the commissions of an open flag's
-# attribution or distributor and releases or voids them on review.
-from referral.models import FraudFlag  # noqa: E402  (the fraud work appends below this line)
+# --- fraud_flag_changed ---
 
 
-def fraud_flag_changed_payload(flag: FraudFlag) -> dict:
+def fraud_flag_changed_payload(flag: "FraudFlag") -> dict[str, Any]:
     return {
         "flag_id": flag.pk,
         "kind": flag.kind,
@@ -114,5 +112,5 @@ def fraud_flag_changed_payload(flag: FraudFlag) -> dict:
     }
 
 
-def fraud_flag_changed(flag: FraudFlag) -> None:
+def fraud_flag_changed(flag: "FraudFlag") -> None:
     outbox.event_record(FRAUD_FLAG_CHANGED, lambda: fraud_flag_changed_payload(flag))

@@ -41,7 +41,7 @@ leaves the binding as it was.
 
 ``attribution_refund`` is the ``order_refunded`` subscriber: once per shop refund (unique
 ``refund_id``) it records an AttributionRefund and adds the amount to ``refunded_amount``, capped
-at ``goods_amount``, then lets the fraud work check the distributor's refund rate.
+at ``goods_amount``, then checks the distributor's refund rate (a fraud signal).
 """
 
 import json
